@@ -1,0 +1,5 @@
+import sys
+
+from endoxai.cli import main
+
+sys.exit(main())

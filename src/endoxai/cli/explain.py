@@ -1,0 +1,6 @@
+"""`endoxai explain` (placeholder until implemented)."""
+
+
+def register(sub) -> None:
+    p = sub.add_parser("explain", help="(not implemented yet)")
+    p.set_defaults(func=lambda args: 2)

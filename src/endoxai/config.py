@@ -1,0 +1,204 @@
+"""Frozen configuration dataclasses, TOML recipes and their validation."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Mapping
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from endoxai.errors import UserError
+
+SEG_LOSSES = ("none", "dice", "bce", "dice+bce")
+LR_SCHEDULES = ("constant", "linear")
+PRECISIONS = ("fp32", "bf16", "auto")
+
+
+def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
+
+
+def _check_range(name: str, value: float, lo: float, hi: float) -> None:
+    if not lo <= value <= hi:
+        raise ValueError(f"{name} must be in [{lo}, {hi}]; got {value!r}")
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Training-time augmentation; the same geometric draw is applied to image and mask."""
+
+    enabled: bool = True
+    hflip: float = 0.5  # probability
+    vflip: float = 0.5  # probability
+    rot90: bool = True  # uniform over 0/90/180/270 degrees
+    scale: float = 0.1  # zoom factor drawn from [1 - scale, 1 + scale]
+    shift: float = 0.1  # translation drawn from [-shift, shift] of the image size
+    brightness: float = 0.2  # additive, in units of the [0, 1] intensity range
+    contrast: float = 0.2  # multiplicative factor drawn from [1 - c, 1 + c]
+    saturation: float = 0.2  # multiplicative factor drawn from [1 - s, 1 + s]
+
+    def __post_init__(self) -> None:
+        for name in ("hflip", "vflip"):
+            _check_range(f"augment.{name}", getattr(self, name), 0.0, 1.0)
+        for name in ("scale", "shift", "brightness", "contrast", "saturation"):
+            _check_range(f"augment.{name}", getattr(self, name), 0.0, 0.9)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    image_size: int = 256  # square model input; must be a multiple of 256 (8 stride-2 stages)
+    val_fraction: float = 0.12  # seeded split when a dataset has no official one (Medico: 120/1000)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def __post_init__(self) -> None:
+        if self.image_size <= 0 or self.image_size % 256:
+            raise ValueError(f"data.image_size must be a positive multiple of 256; got {self.image_size}")
+        _check_range("data.val_fraction", self.val_fraction, 0.01, 0.9)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Table 1 of Ahmed & Ali (2021); defaults are the paper's generator and discriminator."""
+
+    in_channels: int = 3
+    out_channels: int = 1
+    dropout: float = 0.5  # in the first three decoder blocks, pix2pix default
+
+    def __post_init__(self) -> None:
+        _check_range("model.dropout", self.dropout, 0.0, 0.99)
+        if self.in_channels < 1 or self.out_channels < 1:
+            raise ValueError("model.in_channels and model.out_channels must be >= 1")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 10
+    batch_size: int = 8
+    lr_g: float = 2e-4  # pix2pix default
+    lr_d: float = 2e-4  # pix2pix default
+    beta1: float = 0.5  # pix2pix default
+    beta2: float = 0.999  # pix2pix default
+    l1_weight: float = 100.0  # lambda of pix2pix
+    seg_loss: str = "none"  # extra segmentation term on the logit: none | dice | bce | dice+bce
+    seg_weight: float = 1.0
+    lr_schedule: str = "constant"  # constant | linear (linear decay to 0 over the last decay_epochs)
+    decay_epochs: int = 0  # with lr_schedule = linear; 0 means over all epochs
+    seed: int = 0
+    precision: str = "fp32"  # fp32 | bf16 | auto (bf16 autocast where the CPU/GPU supports it)
+    num_threads: int = 0  # torch intra-op threads; 0 = torch default
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise ValueError(f"train.epochs must be >= 1; got {self.epochs}")
+        if self.batch_size < 1:
+            raise ValueError(f"train.batch_size must be >= 1; got {self.batch_size}")
+        for name in ("lr_g", "lr_d"):
+            if not 0 < getattr(self, name) < 1:
+                raise ValueError(f"train.{name} must be in (0, 1); got {getattr(self, name)}")
+        _check_range("train.beta1", self.beta1, 0.0, 0.9999)
+        _check_range("train.beta2", self.beta2, 0.0, 0.9999)
+        if self.l1_weight < 0 or self.seg_weight < 0:
+            raise ValueError("train.l1_weight and train.seg_weight must be >= 0")
+        _check_choice("train.seg_loss", self.seg_loss, SEG_LOSSES)
+        _check_choice("train.lr_schedule", self.lr_schedule, LR_SCHEDULES)
+        _check_choice("train.precision", self.precision, PRECISIONS)
+        if not 0 <= self.decay_epochs <= self.epochs:
+            raise ValueError(f"train.decay_epochs must be in [0, epochs]; got {self.decay_epochs}")
+        if self.num_threads < 0:
+            raise ValueError("train.num_threads must be >= 0")
+
+
+@dataclass(frozen=True)
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> "Config":
+        """Build from nested plain dicts (a TOML file or a checkpoint); unknown keys are errors."""
+        return _build(cls, raw, "")
+
+    def override(self, **sections: Mapping[str, Any]) -> "Config":
+        """Return a copy with e.g. ``override(train={"epochs": 3})`` applied (None values ignored)."""
+        merged = self.to_dict()
+        for section, values in sections.items():
+            for key, value in values.items():
+                if value is not None:
+                    _set_path(merged, section, key, value)
+        return Config.from_dict(merged)
+
+
+def _set_path(tree: dict, section: str, key: str, value: Any) -> None:
+    node = tree[section]
+    *parents, leaf = key.split(".")
+    for p in parents:
+        node = node[p]
+    node[leaf] = value
+
+
+def _build(cls: type, raw: Mapping[str, Any], prefix: str) -> Any:
+    if not isinstance(raw, Mapping):
+        raise ValueError(f"{prefix.rstrip('.') or 'config'} must be a table")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        raise ValueError(
+            f"unknown config key(s) {', '.join(prefix + u for u in unknown)}; "
+            f"allowed in [{prefix.rstrip('.') or 'top level'}]: {', '.join(fields)}"
+        )
+    kwargs = {}
+    for name, value in raw.items():
+        ftype = fields[name].type
+        sub = _SUBCONFIGS.get(ftype if isinstance(ftype, str) else ftype.__name__)
+        kwargs[name] = _build(sub, value, f"{prefix}{name}.") if sub else value
+    return cls(**kwargs)
+
+
+_SUBCONFIGS = {
+    "AugmentConfig": AugmentConfig,
+    "DataConfig": DataConfig,
+    "ModelConfig": ModelConfig,
+    "TrainConfig": TrainConfig,
+}
+
+
+def recipe_names() -> list[str]:
+    """Names of the recipes shipped in ``endoxai/recipes``."""
+    files = resources.files("endoxai") / "recipes"
+    return sorted(p.name[: -len(".toml")] for p in files.iterdir() if p.name.endswith(".toml"))
+
+
+def load_config(source: str | Path | None = None) -> Config:
+    """Load a recipe by name (``paper``, ``default``) or from a TOML file path; None = ``default``.
+
+    Raises UserError with the reason for a missing file, bad TOML or an invalid value.
+    """
+    source = "default" if source is None else source
+    path = Path(source)
+    if path.suffix == ".toml" or path.exists():
+        if not path.is_file():
+            raise UserError(f"config file not found: {path}")
+        text, origin = path.read_text(encoding="utf-8"), str(path)
+    elif str(source) in recipe_names():
+        res = resources.files("endoxai") / "recipes" / f"{source}.toml"
+        text, origin = res.read_text(encoding="utf-8"), f"recipe {source!r}"
+    else:
+        raise UserError(
+            f"unknown recipe {str(source)!r}: give a .toml path or one of {', '.join(recipe_names())}"
+        )
+    try:
+        return Config.from_dict(tomllib.loads(text))
+    except (tomllib.TOMLDecodeError, ValueError, TypeError) as err:
+        raise UserError(f"invalid config in {origin}: {err}") from err
