@@ -1,0 +1,1 @@
+"""Datasets (Kvasir-SEG, Kvasir-Instrument, folder pairs, archives), splits, decoding and augmentation."""
