@@ -130,6 +130,12 @@ class Config:
         """Build from nested plain dicts (a TOML file or a checkpoint); unknown keys are errors."""
         return _build(cls, raw, "")
 
+    def to_toml(self) -> str:
+        """The config as a TOML document that ``load_config`` reads back to an equal Config."""
+        lines: list[str] = []
+        _toml_table(self.to_dict(), [], lines)
+        return "\n".join(lines).lstrip("\n") + "\n"
+
     def override(self, **sections: Mapping[str, Any]) -> "Config":
         """Return a copy with e.g. ``override(train={"epochs": 3})`` applied (None values ignored)."""
         merged = self.to_dict()
@@ -138,6 +144,26 @@ class Config:
                 if value is not None:
                     _set_path(merged, section, key, value)
         return Config.from_dict(merged)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    raise TypeError(f"cannot write {type(value).__name__} to TOML")
+
+
+def _toml_table(table: Mapping[str, Any], path: list[str], lines: list[str]) -> None:
+    scalars = {k: v for k, v in table.items() if not isinstance(v, Mapping)}
+    if path and scalars:
+        lines.append(f"\n[{'.'.join(path)}]")
+    lines.extend(f"{k} = {_toml_value(v)}" for k, v in scalars.items())
+    for key, value in table.items():
+        if isinstance(value, Mapping):
+            _toml_table(value, [*path, key], lines)
 
 
 def _set_path(tree: dict, section: str, key: str, value: Any) -> None:

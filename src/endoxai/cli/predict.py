@@ -1,6 +1,39 @@
-"""`endoxai predict` (placeholder until implemented)."""
+"""``endoxai predict``: masks for a folder of images (or one image) from a checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+
+from endoxai.config import PRECISIONS
+from endoxai.predict import UPSAMPLING
 
 
-def register(sub) -> None:
-    p = sub.add_parser("predict", help="(not implemented yet)")
-    p.set_defaults(func=lambda args: 2)
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "predict",
+        help="write binary masks (PNG 0/255, original size) for images",
+        description="Segment images with a trained generator: mask = logit > 0, resized back to "
+        "each image's original size, written as <output>/<stem>.png. Unreadable files are "
+        "reported and skipped; the exit code is 1 if any failed.",
+    )
+    p.add_argument("--checkpoint", required=True, help="a best.pt / last.pt from endoxai train")
+    p.add_argument("--input", required=True, help="an image file or a folder of images")
+    p.add_argument("--output", required=True, help="folder for the masks (created)")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--upsampling", choices=UPSAMPLING, default="bilinear",
+                   help="back to original size: threshold after bilinear interpolation of the "
+                   "logits (default) or nearest-neighbour repeat of the model-size mask")
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32")
+    p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from endoxai.predict import predict_files
+
+    summary = predict_files(args.checkpoint, args.input, args.output, args.batch_size,
+                            args.upsampling, args.precision, args.device, not args.no_progress)
+    print(f"wrote {len(summary.written)} masks to {args.output}"
+          + (f"; {len(summary.failures)} file(s) failed" if summary.failures else ""))
+    return 1 if summary.failures else 0

@@ -1,0 +1,138 @@
+"""Image(s) -> binary masks at each image's original size, written as 0/255 PNGs."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from tqdm import tqdm
+
+from endoxai.data.io import list_images, read_image
+from endoxai.data.preprocess import resize_image, to_model_input
+from endoxai.errors import ItemError, UserError
+from endoxai.fileio import atomic_write_bytes
+from endoxai.runtime import autocast, resolve_device, resolve_precision
+from endoxai.train.checkpoint import load_generator
+
+log = logging.getLogger(__name__)
+
+UPSAMPLING = ("bilinear", "nearest")
+
+
+@dataclass
+class PredictSummary:
+    written: list[Path] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)  # one line per failed file
+
+
+def input_files(inputs: str | Path) -> list[Path]:
+    """A single image file, or the image files directly inside a folder (sorted)."""
+    path = Path(inputs)
+    if path.is_file():
+        return [path]
+    if path.is_dir():
+        files = list_images(path)
+        if not files:
+            raise UserError(f"no images (.jpg .jpeg .png .bmp .tif) in {path}")
+        return files
+    raise UserError(f"input not found: {path}")
+
+
+@torch.no_grad()
+def predict_logits(g: torch.nn.Module, images: torch.Tensor, precision: str = "fp32") -> torch.Tensor:
+    """uint8 (N, 3, S, S) -> float32 (N, 1, S, S) pre-tanh logits of the eval-mode generator."""
+    device = next(g.parameters()).device
+    x = to_model_input(images).to(device, memory_format=torch.channels_last)
+    with autocast(precision, device):
+        return g.logits(x).float().cpu()
+
+
+def logits_to_mask(logits: torch.Tensor, size: tuple[int, int], upsampling: str = "bilinear") -> np.ndarray:
+    """(1, S, S) logits -> bool (H, W) mask at ``size`` = (H, W): ``logit > 0``.
+
+    ``bilinear`` interpolates the logits and thresholds after (smooth edges); ``nearest``
+    thresholds at model size and repeats pixels. Never min-max stretched: an all-negative
+    output stays an empty mask.
+    """
+    if upsampling not in UPSAMPLING:
+        raise ValueError(f"upsampling must be one of {', '.join(UPSAMPLING)}; got {upsampling!r}")
+    x = logits[None].float()
+    if upsampling == "bilinear":
+        return (F.interpolate(x, size=size, mode="bilinear", align_corners=False)[0, 0] > 0).numpy()
+    return F.interpolate((x > 0).float(), size=size, mode="nearest")[0, 0].bool().numpy()
+
+
+def _batches(files: Sequence[Path], size: int, batch_size: int, failures: list[str]
+             ) -> Iterator[tuple[list[Path], list[tuple[int, int]], torch.Tensor]]:
+    paths, sizes, arrays = [], [], []
+    for path in files:
+        try:
+            image = read_image(path)
+        except ItemError as err:
+            failures.append(str(err))
+            log.error("error: %s", err)
+            continue
+        paths.append(path)
+        sizes.append(image.shape[:2])
+        arrays.append(torch.from_numpy(resize_image(image, size)).permute(2, 0, 1))
+        if len(paths) == batch_size:
+            yield paths, sizes, torch.stack(arrays)
+            paths, sizes, arrays = [], [], []
+    if paths:
+        yield paths, sizes, torch.stack(arrays)
+
+
+def predict_files(
+    checkpoint: str | Path,
+    inputs: str | Path,
+    output_dir: str | Path,
+    batch_size: int = 8,
+    upsampling: str = "bilinear",
+    precision: str = "fp32",
+    device: str = "auto",
+    progress: bool = True,
+) -> PredictSummary:
+    """Write ``<output_dir>/<stem>.png`` (0/255, original size) for every readable input image.
+
+    Unreadable files are skipped with a one-line error and listed in ``failures``.
+    """
+    if batch_size < 1:
+        raise UserError("batch size must be >= 1")
+    files = input_files(inputs)
+    dev = resolve_device(device)
+    g, cfg = load_generator(checkpoint, map_location=dev)
+    g = g.to(memory_format=torch.channels_last)
+    precision = resolve_precision(precision, dev)
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    inputs_resolved = {f.resolve() for f in files}
+    summary = PredictSummary()
+    with tqdm(total=len(files), desc="predict", unit="img", disable=not progress) as bar:
+        for paths, sizes, images in _batches(files, cfg.data.image_size, batch_size, summary.failures):
+            logits = predict_logits(g, images, precision)
+            for path, size, logit in zip(paths, sizes, logits):
+                target = out / f"{path.stem}.png"
+                if target.resolve() in inputs_resolved:
+                    summary.failures.append(f"{path}: output {target} would overwrite an input; skipped")
+                    log.error("error: %s", summary.failures[-1])
+                    continue
+                mask = logits_to_mask(logit, size, upsampling)
+                atomic_write_bytes(target, _png_bytes(mask))
+                summary.written.append(target)
+            bar.update(len(paths))
+        bar.update(len(files) - bar.n)
+    return summary
+
+
+def _png_bytes(mask: np.ndarray) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    Image.fromarray(mask.astype(np.uint8) * 255).save(buf, format="PNG")
+    return buf.getvalue()

@@ -1,0 +1,1 @@
+"""Training the pix2pix GAN: losses and steps, schedules, the fit loop and checkpoints."""
