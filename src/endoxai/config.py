@@ -89,8 +89,8 @@ class TrainConfig:
     l1_weight: float = 100.0  # lambda of pix2pix
     seg_loss: str = "none"  # extra segmentation term on the logit: none | dice | bce | dice+bce
     seg_weight: float = 1.0
-    lr_schedule: str = "constant"  # constant | linear (linear decay to 0 over the last decay_epochs)
-    decay_epochs: int = 0  # with lr_schedule = linear; 0 means over all epochs
+    lr_schedule: str = "constant"  # constant | linear (pix2pix: linear decay towards 0 at the end)
+    decay_fraction: float = 0.5  # linear: share of the epochs (the last ones) over which lr decays
     seed: int = 0
     precision: str = "fp32"  # fp32 | bf16 | auto (bf16 autocast where the CPU/GPU supports it)
     num_threads: int = 0  # torch intra-op threads; 0 = torch default
@@ -110,8 +110,8 @@ class TrainConfig:
         _check_choice("train.seg_loss", self.seg_loss, SEG_LOSSES)
         _check_choice("train.lr_schedule", self.lr_schedule, LR_SCHEDULES)
         _check_choice("train.precision", self.precision, PRECISIONS)
-        if not 0 <= self.decay_epochs <= self.epochs:
-            raise ValueError(f"train.decay_epochs must be in [0, epochs]; got {self.decay_epochs}")
+        if not 0 < self.decay_fraction <= 1:
+            raise ValueError(f"train.decay_fraction must be in (0, 1]; got {self.decay_fraction}")
         if self.num_threads < 0:
             raise ValueError("train.num_threads must be >= 0")
 
