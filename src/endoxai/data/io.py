@@ -10,7 +10,7 @@ from typing import Union
 import numpy as np
 from PIL import Image, ImageOps
 
-from endoxai.errors import ItemError
+from endoxai.errors import ItemError, UserError
 
 Source = Union[str, Path, bytes]  # a path, or the raw bytes of a file (e.g. an archive member)
 
@@ -109,3 +109,24 @@ def list_images(folder: Path) -> list[Path]:
         p for p in folder.iterdir()
         if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES
     )
+
+
+def list_inputs(path: Path) -> list[Path]:
+    """The image files to predict on: ``path`` itself if it is an image file, else list_images.
+
+    Raises UserError for a missing path, a file that is not an image, or a folder without images
+    (pointing at its images/ sub-folder when it looks like a dataset folder).
+    """
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise UserError(f"not found: {path}")
+    if path.is_file():
+        if path.suffix.lower() not in IMAGE_SUFFIXES:
+            raise UserError(f"{path} is not an image file ({', '.join(IMAGE_SUFFIXES)})")
+        return [path]
+    files = list_images(path)
+    if not files:
+        hint = next((f"; did you mean {path / d}?" for d in ("images", "image", "img")
+                     if (path / d).is_dir()), "")
+        raise UserError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) in {path}{hint}")
+    return files

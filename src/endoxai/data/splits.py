@@ -1,0 +1,122 @@
+"""Train/validation splits: official or seeded, kept as split.json in the run folder."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+from endoxai.data.layouts import DatasetIndex
+from endoxai.errors import UserError
+
+logger = logging.getLogger(__name__)
+
+SPLIT_FILE = "split.json"  # name inside a run folder
+SPLIT_NAMES = ("train", "val")
+
+
+def seeded_split(stems: list[str], val_fraction: float, seed: int) -> dict[str, list[str]]:
+    """Shuffle the sorted ``stems`` with ``random.Random(seed)``; the first round(n * f) are val.
+
+    At least one item lands on each side. The result depends only on the set of stems, the
+    fraction and the seed (not on file order or platform). Raises UserError for fewer than 2 stems.
+    """
+    if not 0 < val_fraction < 1:
+        raise ValueError(f"val_fraction must be in (0, 1); got {val_fraction}")
+    ordered = sorted(set(stems))
+    if len(ordered) < 2:
+        raise UserError(f"need at least 2 image/mask pairs to split; found {len(ordered)}")
+    random.Random(seed).shuffle(ordered)
+    n_val = min(max(1, round(len(ordered) * val_fraction)), len(ordered) - 1)
+    return {"train": sorted(ordered[n_val:]), "val": sorted(ordered[:n_val])}
+
+
+def write_split(path: Path, split: dict[str, list[str]], **meta: Any) -> None:
+    """Write ``split`` (plus ``meta`` such as source, seed, val_fraction) as JSON, atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {**meta, **{k: sorted(split[k]) for k in SPLIT_NAMES}}
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def read_split(path: Path) -> dict[str, list[str]]:
+    """``{"train": [...], "val": [...]}`` from a file written by write_split.
+
+    Raises UserError for a missing file, bad JSON, missing keys or an id on both sides.
+    """
+    path = Path(path)
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as err:
+        raise UserError(f"split file not found: {path}") from err
+    except (OSError, ValueError) as err:
+        raise UserError(f"{path}: cannot read split ({err})") from err
+    def is_id_list(value: Any) -> bool:
+        return isinstance(value, list) and all(isinstance(s, str) for s in value)
+
+    if not isinstance(raw, dict) or not all(is_id_list(raw.get(k)) for k in SPLIT_NAMES):
+        raise UserError(f"{path}: a split file needs 'train' and 'val' lists of ids")
+    split = {k: sorted(raw[k]) for k in SPLIT_NAMES}
+    both = set(split["train"]) & set(split["val"])
+    if both:
+        raise UserError(f"{path}: {len(both)} id(s) are in both train and val, e.g. {min(both)}")
+    return split
+
+
+def resolve_split(
+    index: DatasetIndex,
+    val_fraction: float,
+    seed: int,
+    run_dir: Path | None = None,
+    split_file: Path | None = None,
+) -> dict[str, list[str]]:
+    """The split to train on, ``{"train": [...], "val": [...]}`` (sorted ids), in this order:
+    ``split_file`` if given (a split.json from another run), else ``run_dir/split.json`` if it
+    exists (resume), else the dataset's official split, else
+    seeded_split(index.stems, val_fraction, seed).
+
+    The split is written to ``run_dir/split.json`` (when ``run_dir`` is given and the file is not
+    there yet) so that a resumed run, evaluation and the report use exactly the same ids. A split
+    read from a file must only name pairs of this dataset, and ``split_file`` must agree with an
+    existing ``run_dir/split.json`` (UserError otherwise).
+    """
+    path = Path(run_dir) / SPLIT_FILE if run_dir is not None else None
+    saved = _checked(index, path) if path is not None and path.exists() else None
+    if split_file is not None:
+        split = _checked(index, Path(split_file))
+        if saved is not None and saved != split:
+            raise UserError(f"{path} already holds a different split than {split_file}")
+        meta: dict[str, Any] = {"source": "file", "file": str(split_file)}
+    elif saved is not None:
+        logger.info("reusing split %s: %d train / %d val", path, len(saved["train"]),
+                    len(saved["val"]))
+        return saved
+    elif index.official_split is not None:
+        split = {k: list(index.official_split[k]) for k in SPLIT_NAMES}
+        meta = {"source": "official", "files": [index.tree.display(n) for n in index.split_files]}
+    else:
+        split = seeded_split(index.stems, val_fraction, seed)
+        meta = {"source": "seeded", "seed": seed, "val_fraction": val_fraction}
+    meta["dataset"] = index.where
+    meta["layout"] = index.layout
+    if path is not None and saved is None:
+        write_split(path, split, **meta)
+    logger.info("%s split: %d train / %d val", meta["source"], len(split["train"]),
+                len(split["val"]))
+    return split
+
+
+def _checked(index: DatasetIndex, path: Path) -> dict[str, list[str]]:
+    split = read_split(path)
+    unknown = sorted(set(split["train"] + split["val"]) - set(index.stems))
+    if unknown:
+        raise UserError(
+            f"{path} names {len(unknown)} id(s) that are not pairs of {index.where} "
+            f"(e.g. {unknown[0]}); was it made for another dataset?"
+        )
+    return split
