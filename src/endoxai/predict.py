@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm import tqdm
 
-from endoxai.data.io import list_images, read_image
+from endoxai.data.io import list_inputs, read_image
 from endoxai.data.preprocess import resize_image, to_model_input
 from endoxai.errors import ItemError, UserError
 from endoxai.fileio import atomic_write_bytes
@@ -29,19 +29,6 @@ UPSAMPLING = ("bilinear", "nearest")
 class PredictSummary:
     written: list[Path] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)  # one line per failed file
-
-
-def input_files(inputs: str | Path) -> list[Path]:
-    """A single image file, or the image files directly inside a folder (sorted)."""
-    path = Path(inputs)
-    if path.is_file():
-        return [path]
-    if path.is_dir():
-        files = list_images(path)
-        if not files:
-            raise UserError(f"no images (.jpg .jpeg .png .bmp .tif) in {path}")
-        return files
-    raise UserError(f"input not found: {path}")
 
 
 @torch.no_grad()
@@ -104,7 +91,7 @@ def predict_files(
     """
     if batch_size < 1:
         raise UserError("batch size must be >= 1")
-    files = input_files(inputs)
+    files = list_inputs(inputs)
     dev = resolve_device(device)
     g, cfg = load_generator(checkpoint, map_location=dev)
     g = g.to(memory_format=torch.channels_last)

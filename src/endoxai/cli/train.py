@@ -28,6 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out from last.pt (its stored config is used)")
+    p.add_argument("--stop-after", type=int, metavar="N",
+                   help="stop after N epochs of this call; continue later with --resume")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
@@ -52,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as err:
             raise UserError(f"invalid option: {err}") from err
     result = fit(cfg, args.data, args.out, resume=args.resume, device=args.device,
-                 progress=not args.no_progress)
+                 progress=not args.no_progress, stop_after=args.stop_after)
     print(f"trained {result.epochs_done} epochs; best validation Dice {result.best_dice:.4f} "
           f"(epoch {result.best_epoch}); checkpoints in {result.run_dir}")
     return 0

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import io
 import pickle
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -46,12 +45,16 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
-        raise UserError(
-            f"{path}: refused to load: it holds Python objects other than tensors and plain "
-            f"values, which could run code on load (weights_only=True). Details: {err}"
-        ) from err
-    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as err:
+        if "weights only" in str(err).lower():
+            raise UserError(
+                f"{path}: refused to load: it holds Python objects other than tensors and plain "
+                f"values, which could run code when unpickled (loading uses weights_only=True)"
+            ) from err
         raise UserError(f"{path}: not a readable checkpoint (truncated or foreign file?): {err}") from err
+    except Exception as err:  # torch raises many types for foreign bytes (KeyError, RuntimeError...)
+        raise UserError(
+            f"{path}: not a readable checkpoint (truncated or foreign file?): {type(err).__name__}: {err}"
+        ) from err
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise UserError(f"{path}: not an endoxai checkpoint (no 'format': '{FORMAT}' entry)")
     missing = [k for k in REQUIRED_KEYS if k not in ckpt]

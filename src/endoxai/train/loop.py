@@ -46,6 +46,7 @@ def fit(
     resume: bool = False,
     device: str = "auto",
     progress: bool = True,
+    stop_after: int | None = None,
 ) -> FitResult:
     """Train G and D on ``data``'s train split, validating Dice each epoch; writes into ``run_dir``:
     ``last.pt``, ``best.pt`` (highest validation Dice), ``history.csv``, ``config.toml``,
@@ -53,6 +54,7 @@ def fit(
 
     With ``resume``, the state of ``run_dir/last.pt`` (weights, optimisers, RNG, epoch) is restored
     and training continues to ``cfg.train.epochs`` exactly as if never interrupted.
+    ``stop_after`` ends this call after that many epochs (time-sliced training: resume later).
     """
     run_dir = Path(run_dir)
     ckpt = _resume_state(run_dir) if resume else None
@@ -97,7 +99,8 @@ def fit(
 
     writer = _tensorboard(run_dir / "tb")
     amp = autocast(precision, dev)
-    for epoch in range(start_epoch, tc.epochs):
+    end_epoch = tc.epochs if stop_after is None else min(tc.epochs, start_epoch + stop_after)
+    for epoch in range(start_epoch, end_epoch):
         t0 = time.perf_counter()
         factor = lr_factor(epoch, tc)
         for opt, lr in ((opt_g, tc.lr_g), (opt_d, tc.lr_d)):
