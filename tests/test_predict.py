@@ -1,0 +1,79 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from endoxai.config import Config
+from endoxai.errors import UserError
+from endoxai.models import Generator
+from endoxai.predict import logits_to_mask, predict_files
+from endoxai.train.checkpoint import FORMAT, VERSION, atomic_save
+
+
+def test_all_negative_logits_give_an_empty_mask():
+    # the paper's min-max stretch would turn this into a half-foreground mask
+    logits = -5 + 0.1 * torch.randn(1, 8, 8)
+    for mode in ("bilinear", "nearest"):
+        assert not logits_to_mask(logits, (20, 30), mode).any()
+
+
+def test_mask_is_logit_sign_at_original_size():
+    logits = -torch.ones(1, 8, 8)
+    logits[0, 2:6, 4:8] = 1
+    for mode in ("bilinear", "nearest"):
+        mask = logits_to_mask(logits, (16, 24), mode)
+        assert mask.shape == (16, 24)
+        expected = np.zeros((16, 24), bool)
+        expected[4:12, 12:24] = True
+        assert (mask == expected).mean() > 0.95
+    nearest = logits_to_mask(logits, (16, 24), "nearest")
+    assert (nearest == expected).all()
+
+
+def test_bad_upsampling_mode():
+    with pytest.raises(ValueError, match="bilinear"):
+        logits_to_mask(torch.zeros(1, 4, 4), (4, 4), "cubic")
+
+
+@pytest.fixture
+def checkpoint(tmp_path):
+    torch.manual_seed(0)
+    path = tmp_path / "g.pt"
+    atomic_save({"format": FORMAT, "version": VERSION, "config": Config().to_dict(),
+                 "generator": Generator().state_dict()}, path)
+    return path
+
+
+def test_predict_files_matches_the_generator(checkpoint, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (256, 256, 3), dtype=np.uint8)).save(folder / "a.png")
+    Image.fromarray(rng.integers(0, 255, (50, 70, 3), dtype=np.uint8)).save(folder / "b.png")
+    summary = predict_files(checkpoint, folder, tmp_path / "out", batch_size=2, device="cpu",
+                            progress=False)
+    assert not summary.failures and len(summary.written) == 2
+    # a 256x256 input needs no resizing: the written mask must be exactly sign(logit) of the model
+    g = Generator()
+    g.load_state_dict(torch.load(checkpoint, weights_only=True)["generator"])
+    x = torch.from_numpy(np.asarray(Image.open(folder / "a.png"))).permute(2, 0, 1)[None]
+    with torch.no_grad():
+        expected = (g.eval().logits(x.float() / 127.5 - 1) > 0)[0, 0].numpy()
+    written = np.asarray(Image.open(tmp_path / "out" / "a.png"))
+    assert ((written == 255) == expected).all() and set(np.unique(written)) <= {0, 255}
+    assert np.asarray(Image.open(tmp_path / "out" / "b.png")).shape == (50, 70)
+
+
+def test_never_overwrites_an_input(checkpoint, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.new("RGB", (30, 30), (200, 10, 10)).save(folder / "a.png")
+    before = (folder / "a.png").read_bytes()
+    summary = predict_files(checkpoint, folder, folder, device="cpu", progress=False)
+    assert summary.failures and "overwrite" in summary.failures[0]
+    assert (folder / "a.png").read_bytes() == before
+
+
+def test_missing_input(checkpoint, tmp_path):
+    with pytest.raises(UserError, match="not found"):
+        predict_files(checkpoint, tmp_path / "nope", tmp_path / "out", progress=False)
