@@ -1,0 +1,348 @@
+"""Explaining image files: read, resize, explain, write figures + arrays, report conservation.
+
+This is the driver behind ``endoxai explain``. For every input image it writes, into the output
+folder (``<stem>`` is the file name without its suffix; the full name with dots turned into
+underscores when two inputs share a stem):
+
+- ``<stem>_explanation.png``: image | input relevance summed over RGB | predicted mask
+  (paper Fig. 2);
+- ``<stem>_layers.png``: the channel-summed relevance at the output of every generator block
+  (down1..down8, up1..up8; paper Fig. 2c), each panel on its own symmetric colour scale;
+- ``<stem>.npz`` (see ``NPZ_KEYS``): the full input relevance (3, S, S) but only channel-summed
+  layer maps, since the full relevance of all 16 blocks is ~65 MB of float32 per 512² image.
+
+Images are resized (not cropped: the aspect ratio is not kept, as at training time) to the
+checkpoint's ``data.image_size`` S; all maps, the mask and target coordinates are at that model
+resolution, and the figures show the resized image next to them.
+
+Conservation: for each image the sum of relevance at the output, at every block and at the input
+is recorded; ``conservation_table`` aggregates them over all explained images (sum of the
+per-image sums, divided by the summed output relevance) and, for several images, also shows the
+range of the per-image ratios.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import re
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
+
+from endoxai.data.io import list_inputs, read_image
+from endoxai.data.preprocess import resize_image, to_model_input
+from endoxai.errors import ItemError, UserError
+from endoxai.explain import COMPOSITES, STARTS, explain
+from endoxai.explain.targets import Target
+from endoxai.train.checkpoint import load_generator
+from endoxai.viz.figures import explanation_figure, figure_png, layers_figure
+
+logger = logging.getLogger(__name__)
+
+TARGET_HELP = "mask | background | pixel:Y,X | box:Y0,X0,Y1,X1"
+LAYER_PREFIX = "layer_"
+NPZ_KEYS = {
+    "image": "uint8 (S, S, 3): the resized image the model saw",
+    "input": "float32 (3, S, S): relevance of every input value",
+    "input_map": "float32 (S, S): input relevance summed over colour channels (the heatmap)",
+    "layer_<block>": "float32 (h, w): relevance at the block's output summed over its channels",
+    "layer_names": "str (16,): block names in forward order, down1..down8, up1..up8",
+    "layer_shapes": "int64 (16, 3): (C, h, w) of each block's full relevance",
+    "output": "float32 (S, S): the starting relevance",
+    "logits": "float32 (S, S): pre-tanh generator output",
+    "mask": "bool (S, S): predicted foreground, logit > 0",
+    "target_mask": "bool (S, S): the explained output positions",
+    "source": "str: the input file",
+    "target": "str: the target as on the command line (mask, pixel:Y,X, ...)",
+    "composite": "str: the LRP composite",
+    "start": "str: logit | ones",
+}
+
+_INT = r"\s*(\d+)\s*"
+
+
+def parse_target(text: str) -> Target:
+    """Parse a command-line target: ``mask``, ``background``, ``pixel:Y,X``, ``box:Y0,X0,Y1,X1``.
+
+    Coordinates are row, column at model resolution, >= 0. A box is half-open, rows y0..y1-1 and
+    columns x0..x1-1, so y0 < y1 and x0 < x1. Returns ``"mask"``, ``"background"``,
+    ``("pixel", y, x)`` or ``("box", y0, x0, y1, x1)``; raises UserError naming the valid forms.
+    """
+    kind, _, args = text.strip().partition(":")
+    kind = kind.strip().lower()
+    if kind in ("mask", "background") and not args.strip():
+        return kind
+    counts = {"pixel": 2, "box": 4}
+    if kind in counts:
+        match = re.fullmatch(",".join([_INT] * counts[kind]), args)
+        if match:
+            values = tuple(int(v) for v in match.groups())
+            if kind == "box" and not (values[0] < values[2] and values[1] < values[3]):
+                raise UserError(
+                    f"bad target {text!r}: a box needs Y0 < Y1 and X0 < X1 (rows Y0..Y1-1, "
+                    "columns X0..X1-1)"
+                )
+            return (kind, *values)
+        expected = "pixel:Y,X" if kind == "pixel" else "box:Y0,X0,Y1,X1"
+        raise UserError(f"bad target {text!r}: expected {expected} with integers >= 0")
+    raise UserError(f"bad target {text!r}: expected one of {TARGET_HELP}")
+
+
+def format_target(target: Target) -> str:
+    """Inverse of ``parse_target``: ``("pixel", 3, 4)`` -> ``"pixel:3,4"``."""
+    if isinstance(target, str):
+        return target
+    if isinstance(target, tuple) and target and target[0] in ("pixel", "box"):
+        return f"{target[0]}:{','.join(str(int(v)) for v in target[1:])}"
+    return "custom"
+
+
+def _check_target_fits(target: Target, size: int) -> None:
+    if not isinstance(target, tuple):
+        return
+    coords = target[1:]
+    limit = size - 1 if target[0] == "pixel" else size  # box corners are exclusive at the end
+    if any(not 0 <= c <= limit for c in coords):
+        raise UserError(
+            f"target {format_target(target)} lies outside the {size}x{size} model input "
+            f"(coordinates are at model resolution: 0..{limit})"
+        )
+
+
+@dataclass
+class ExplainSummary:
+    """What ``explain_files`` did. ``sums[row]`` holds Σ relevance per explained image, for the rows
+    ``output``, the blocks from up8 back to down1 (propagation order) and ``input``."""
+
+    output_dir: Path
+    composite: str
+    target: str
+    start: str
+    explained: list[str] = field(default_factory=list)  # input file names, in processing order
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (file, one-line reason)
+    sums: dict[str, list[float]] = field(default_factory=dict)
+    shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)  # row -> (C, h, w)
+
+
+def explain_files(
+    checkpoint: str | Path,
+    inputs: str | Path | Sequence[str | Path],
+    output_dir: str | Path,
+    target: Target = "mask",
+    composite: str = "epsilon-gamma-box",
+    start: str = "logit",
+    batch_size: int = 1,
+    progress: bool | None = None,
+) -> ExplainSummary:
+    """Explain every image in ``inputs`` (an image file, a folder of images, or a list of files)
+    with the generator in ``checkpoint``; write figures and arrays to ``output_dir`` (module doc).
+
+    ``target`` is a string as for ``parse_target`` or an already parsed target. An unreadable image
+    is logged as one line naming the file and listed in ``summary.failed``; the others still run.
+    ``progress``: a tqdm bar over images; None = only for several images on a terminal.
+    Raises UserError for a missing input, an unknown composite or start, a bad target or batch size.
+    """
+    if isinstance(target, str):
+        target = parse_target(target)
+    if composite not in COMPOSITES:
+        raise UserError(f"unknown composite {composite!r}; choose from {', '.join(COMPOSITES)}")
+    if start not in STARTS:
+        raise UserError(f"unknown start {start!r}; choose from {', '.join(STARTS)}")
+    if batch_size < 1:
+        raise UserError(f"batch size must be >= 1; got {batch_size}")
+    paths = _input_paths(inputs)
+    generator, config = load_generator(checkpoint)
+    size = config.data.image_size
+    _check_target_fits(target, size)
+    output_dir = Path(output_dir)
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"cannot create output folder {output_dir}: {err.strerror or err}") from err
+    summary = ExplainSummary(output_dir, composite, format_target(target), start)
+    stems = _output_stems(paths)
+    show = progress if progress is not None else (None if len(paths) > 1 else False)
+    with logging_redirect_tqdm(), tqdm(
+        total=len(paths), unit="image", desc="explain", disable=None if show is None else not show
+    ) as bar:
+        for first in range(0, len(paths), batch_size):
+            batch = paths[first:first + batch_size]
+            _explain_batch(generator, batch, stems, size, target, summary)
+            bar.update(len(batch))
+    return summary
+
+
+def _input_paths(inputs: str | Path | Sequence[str | Path]) -> list[Path]:
+    if isinstance(inputs, (str, Path)):
+        return list_inputs(Path(inputs))  # the same rules as `endoxai predict`
+    paths = [Path(p) for p in inputs]
+    if not paths:
+        raise UserError("no input images given")
+    return paths
+
+
+def _output_stems(paths: list[Path]) -> dict[Path, str]:
+    stems = [p.stem for p in paths]
+    # a.jpg and a.png in one folder must not overwrite each other's outputs.
+    return {p: p.stem if stems.count(p.stem) == 1 else p.name.replace(".", "_") for p in paths}
+
+
+def _explain_batch(
+    generator: torch.nn.Module,
+    batch: list[Path],
+    stems: dict[Path, str],
+    size: int,
+    target: Target,
+    summary: ExplainSummary,
+) -> None:
+    loaded: list[tuple[Path, np.ndarray]] = []
+    for path in batch:
+        try:
+            loaded.append((path, resize_image(read_image(path, name=str(path)), size)))
+        except ItemError as err:
+            logger.error("%s", err)
+            summary.failed.append((str(path), str(err)))
+    if not loaded:
+        return
+    images = torch.from_numpy(np.stack([image for _, image in loaded])).permute(0, 3, 1, 2)
+    exp = explain(
+        generator, to_model_input(images), target=target, composite=summary.composite,
+        layers=True, start=summary.start,
+    )
+    for i, (path, image) in enumerate(loaded):
+        arrays = _arrays(exp, i, image, path, summary)
+        if not arrays["output"].any():
+            logger.warning(
+                "%s: the target is empty (e.g. no predicted foreground); all relevance is 0", path
+            )
+        _record_sums(exp, i, summary)
+        _write_outputs(arrays, summary.output_dir / stems[path], path.name, target, summary)
+        summary.explained.append(str(path))
+
+
+def _numpy(t: torch.Tensor) -> np.ndarray:
+    return t.detach().to("cpu", torch.float32).numpy()
+
+
+def _arrays(exp, i: int, image: np.ndarray, path: Path, summary: ExplainSummary) -> dict:
+    relevance = _numpy(exp.input[i])
+    logits = _numpy(exp.logits[i, 0])
+    arrays = {
+        "image": image,
+        "input": relevance,
+        "input_map": relevance.sum(axis=0),
+        "output": _numpy(exp.output[i, 0]),
+        "logits": logits,
+        "mask": logits > 0,
+        "target_mask": exp.target[i, 0].detach().cpu().numpy(),
+        "layer_names": np.array(list(exp.layers)),
+        "layer_shapes": np.array([tuple(r.shape[1:]) for r in exp.layers.values()], dtype=np.int64),
+        "source": np.array(str(path)),
+        "target": np.array(summary.target),
+        "composite": np.array(summary.composite),
+        "start": np.array(summary.start),
+    }
+    for name, r in exp.layers.items():
+        arrays[LAYER_PREFIX + name] = _numpy(r[i].sum(dim=0))
+    return arrays
+
+
+def _record_sums(exp, i: int, summary: ExplainSummary) -> None:
+    # float64 sums: the ratios compare totals of up to 4M float32 values of either sign.
+    rows = [("output", exp.output)]
+    rows += [(name, exp.layers[name]) for name in reversed(exp.layers)]  # propagation order
+    rows.append(("input", exp.input))
+    for name, r in rows:
+        summary.sums.setdefault(name, []).append(float(r[i].double().sum()))
+        summary.shapes.setdefault(name, tuple(r.shape[1:]))
+
+
+def _write_outputs(
+    arrays: dict, base: Path, name: str, target: Target, summary: ExplainSummary
+) -> None:
+    title = (
+        f"{name} · target {summary.target} · composite {summary.composite} · start {summary.start}"
+    )
+    fig = explanation_figure(arrays["image"], arrays["input_map"], arrays["mask"], title=title,
+                             target=target)
+    write_atomic(base.with_name(base.name + "_explanation.png"), figure_png(fig))
+    names = [str(n) for n in arrays["layer_names"]]
+    maps = {n: arrays[LAYER_PREFIX + n] for n in names}
+    shapes = {n: tuple(s) for n, s in zip(names, arrays["layer_shapes"])}
+    fig = layers_figure(
+        maps, shapes, title=f"Relevance at each block's output, summed over channels — {title}"
+    )
+    write_atomic(base.with_name(base.name + "_layers.png"), figure_png(fig, dpi=100))
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    write_atomic(base.with_name(base.name + ".npz"), buffer.getvalue())
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temporary file next to ``path``, then rename it over ``path``: readers
+    never see a half-written file, and an interrupted run leaves no truncated output."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        # os.open with mode 0o666 honours the umask (mkstemp would force 0o600).
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def conservation_table(summary: ExplainSummary) -> str:
+    """A plain-text table: row (output, blocks up8..down1, input), shape, Σ relevance over all
+    images, ratio to the summed output relevance, and for several images the min/max per-image
+    ratio.
+
+    In a U-Net, relevance that enters a skip connection bypasses the deeper blocks, so only the
+    cuts through the whole network (down1's output, the input) must hold all of it; the decoder
+    blocks and the deep encoder blocks carry the part that went through them.
+    """
+    if not summary.sums:
+        return ""
+    n = len(summary.explained)
+    out = np.array(summary.sums["output"])
+    several = n > 1
+    header = f"{'block':<8} {'shape':>14} {'Σ relevance':>13} {'ratio':>8}"
+    if several:
+        header += f" {'min ratio':>10} {'max ratio':>10}"
+    lines = [
+        f"Relevance per block, composite {summary.composite}, target {summary.target}, "
+        f"start {summary.start}; " + (f"summed over {n} images" if several else "1 image"),
+        header,
+    ]
+    total_out = out.sum()
+    for name, values in summary.sums.items():
+        values = np.array(values)
+        shape = "×".join(str(s) for s in summary.shapes[name])
+        line = f"{name:<8} {shape:>14} {values.sum():>13.5g} {_ratio(values.sum(), total_out):>8}"
+        if several:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ratios = values / out
+            ratios = ratios[np.isfinite(ratios)]
+            lo, hi = ("n/a", "n/a")
+            if ratios.size:
+                lo, hi = f"{ratios.min():.4f}", f"{ratios.max():.4f}"
+            line += f" {lo:>10} {hi:>10}"
+        lines.append(line)
+    lines.append(
+        "(U-Net skips: relevance routed through a skip bypasses the deeper blocks, so only down1 "
+        "and the input must hold all of it)"
+    )
+    return "\n".join(lines)
+
+
+def _ratio(value: float, total: float) -> str:
+    return f"{value / total:.4f}" if total != 0 else "n/a"
