@@ -9,7 +9,7 @@ from PIL import Image
 
 def resize_image(image: np.ndarray, size: int) -> np.ndarray:
     """uint8 (H, W, 3) -> uint8 (size, size, 3), bilinear with antialiasing when shrinking."""
-    return np.asarray(Image.fromarray(image).resize((size, size), Image.BILINEAR, reducing_gap=None))
+    return np.array(Image.fromarray(image).resize((size, size), Image.BILINEAR, reducing_gap=None))
 
 
 def resize_mask(mask: np.ndarray, size: int) -> np.ndarray:
