@@ -41,8 +41,6 @@ import io
 import json
 import logging
 import math
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,6 +50,7 @@ from tqdm import tqdm
 
 from endoxai.data.io import read_mask
 from endoxai.errors import UserError
+from endoxai.fileio import atomic_write_text
 from endoxai.metrics import (
     MEDAI_KEYS,
     Counts,
@@ -249,27 +248,6 @@ def default_csv_path(output: str | Path) -> Path:
     return output.with_name(f"{output.stem}_per_image.csv")
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path = Path(path)
-    if path.is_dir():
-        raise UserError(f"cannot write {path}: it is a folder")
-    tmp = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file normal permissions
-        os.replace(tmp, path)
-    except OSError as err:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
-        raise UserError(f"cannot write {path}: {err.strerror or err}") from err
-    logger.info("wrote %s", path)
-
-
 def _json_safe(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _json_safe(v) for k, v in value.items()}
@@ -281,7 +259,8 @@ def _json_safe(value: Any) -> Any:
 def write_metrics_json(result: EvaluationResult, path: str | Path) -> None:
     """Write ``result.summary`` as JSON (NaN becomes null), atomically."""
     text = json.dumps(_json_safe(result.summary), indent=2, allow_nan=False) + "\n"
-    _write_atomic(Path(path), text)
+    atomic_write_text(path, text)
+    logger.info("wrote %s", path)
 
 
 def write_per_image_csv(result: EvaluationResult, path: str | Path) -> None:
@@ -294,4 +273,5 @@ def write_per_image_csv(result: EvaluationResult, path: str | Path) -> None:
         values = dataclasses.astuple(row)
         writer.writerow([int(v) if isinstance(v, bool) else repr(v) if isinstance(v, float)
                          else v for v in values])
-    _write_atomic(Path(path), buf.getvalue())
+    atomic_write_text(path, buf.getvalue())
+    logger.info("wrote %s", path)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import random
 from pathlib import Path
 from typing import Any
 
 from endoxai.data.layouts import DatasetIndex
 from endoxai.errors import UserError
+from endoxai.fileio import atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -36,12 +36,8 @@ def seeded_split(stems: list[str], val_fraction: float, seed: int) -> dict[str, 
 
 def write_split(path: Path, split: dict[str, list[str]], **meta: Any) -> None:
     """Write ``split`` (plus ``meta`` such as source, seed, val_fraction) as JSON, atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {**meta, **{k: sorted(split[k]) for k in SPLIT_NAMES}}
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(payload, indent=1) + "\n")
 
 
 def read_split(path: Path) -> dict[str, list[str]]:

@@ -25,9 +25,7 @@ from __future__ import annotations
 
 import io
 import logging
-import os
 import re
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +40,7 @@ from endoxai.data.preprocess import resize_image, to_model_input
 from endoxai.errors import ItemError, UserError
 from endoxai.explain import COMPOSITES, STARTS, explain
 from endoxai.explain.targets import Target
+from endoxai.fileio import atomic_write_bytes
 from endoxai.train.checkpoint import load_generator
 from endoxai.viz.figures import explanation_figure, figure_png, layers_figure
 
@@ -273,32 +272,17 @@ def _write_outputs(
     )
     fig = explanation_figure(arrays["image"], arrays["input_map"], arrays["mask"], title=title,
                              target=target)
-    write_atomic(base.with_name(base.name + "_explanation.png"), figure_png(fig))
+    atomic_write_bytes(base.with_name(base.name + "_explanation.png"), figure_png(fig))
     names = [str(n) for n in arrays["layer_names"]]
     maps = {n: arrays[LAYER_PREFIX + n] for n in names}
     shapes = {n: tuple(s) for n, s in zip(names, arrays["layer_shapes"])}
     fig = layers_figure(
         maps, shapes, title=f"Relevance at each block's output, summed over channels — {title}"
     )
-    write_atomic(base.with_name(base.name + "_layers.png"), figure_png(fig, dpi=100))
+    atomic_write_bytes(base.with_name(base.name + "_layers.png"), figure_png(fig, dpi=100))
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
-    write_atomic(base.with_name(base.name + ".npz"), buffer.getvalue())
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file next to ``path``, then rename it over ``path``: readers
-    never see a half-written file, and an interrupted run leaves no truncated output."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        # os.open with mode 0o666 honours the umask (mkstemp would force 0o600).
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(base.with_name(base.name + ".npz"), buffer.getvalue())
 
 
 def conservation_table(summary: ExplainSummary) -> str:
