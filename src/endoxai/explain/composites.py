@@ -1,0 +1,115 @@
+"""Composites: which LRP rule each layer gets, and the registry of named composites."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from torch import nn
+
+from endoxai.explain.rules import AlphaBeta, Epsilon, Gamma, GeneralizedGamma, Rule, ZBox
+
+LINEAR_LAYERS = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)  # the layers a rule applies to
+CONVOLUTIONS = (nn.Conv2d, nn.ConvTranspose2d)
+
+LayerMap = tuple[tuple[tuple[type[nn.Module], ...], Rule], ...]
+
+
+@dataclass(frozen=True)
+class Composite:
+    """Maps every linear layer of a model to a rule; in each map the first matching entry wins.
+
+    ``first_map`` applies only to the first layer, in ``model.named_modules()`` order, that matches
+    one of its entries (Zennit's ``SpecialFirstLayerMapComposite``: for a network registered in
+    forward order that is the input layer). ``layer_map`` covers all other layers.
+    """
+
+    layer_map: LayerMap
+    first_map: LayerMap = ()
+    description: str = ""
+
+    def assign(self, layers: Iterable[tuple[str, nn.Module]]) -> dict[str, Rule]:
+        """Rule for each ``(name, layer)``, in the given order. KeyError names an unmatched layer."""
+        rules: dict[str, Rule] = {}
+        first_done = not self.first_map
+        for name, layer in layers:
+            rule = None
+            if not first_done:
+                rule = _match(self.first_map, layer)
+                first_done = rule is not None
+            rule = rule or _match(self.layer_map, layer)
+            if rule is None:
+                raise KeyError(f"composite has no rule for layer {name!r} ({type(layer).__name__})")
+            rules[name] = rule
+        return rules
+
+
+def _match(layer_map: LayerMap, layer: nn.Module) -> Rule | None:
+    return next((rule for types, rule in layer_map if isinstance(layer, types)), None)
+
+
+COMPOSITES: dict[str, Composite] = {}
+
+
+def register_composite(name: str) -> Callable[[Callable[[], Composite]], Callable[[], Composite]]:
+    """Decorator: register the composite built by a zero-argument factory under ``name``."""
+
+    def register(factory: Callable[[], Composite]) -> Callable[[], Composite]:
+        if name in COMPOSITES:
+            raise ValueError(f"composite {name!r} is already registered")
+        COMPOSITES[name] = factory()
+        return factory
+
+    return register
+
+
+def get_composite(name: str) -> Composite:
+    """The registered composite ``name``; KeyError listing the valid names otherwise."""
+    try:
+        return COMPOSITES[name]
+    except KeyError:
+        raise KeyError(f"unknown composite {name!r}; choose from {', '.join(COMPOSITES)}") from None
+
+
+@register_composite("lrp0")
+def _lrp0() -> Composite:
+    return Composite(
+        layer_map=((LINEAR_LAYERS, Epsilon(0.0)),),
+        description="LRP-0 (z-rule, Eq. 1 of the seed paper) in every layer",
+    )
+
+
+@register_composite("paper")
+def _paper() -> Composite:
+    return Composite(
+        layer_map=((LINEAR_LAYERS, Gamma(gamma=0.25)),),
+        description="γ rule, ρ(w) = w + 0.25·w⁺ on weights and biases, in every layer "
+        "(what the seed paper meant)",
+    )
+
+
+@register_composite("epsilon-gamma-box")
+def _epsilon_gamma_box() -> Composite:
+    # Zennit's EpsilonGammaBox(low=-1, high=1) with its defaults; the generator's inputs lie in [-1, 1].
+    return Composite(
+        first_map=((CONVOLUTIONS, ZBox(low=-1.0, high=1.0)),),
+        layer_map=((CONVOLUTIONS, GeneralizedGamma(gamma=0.25)), ((nn.Linear,), Epsilon(1e-6))),
+        description="z^B (box [-1, 1]) at the first convolution, generalised γ = 0.25 at every "
+        "other (transposed) convolution, ε = 1e-6 at linear layers (Kohlbrenner et al. 2020)",
+    )
+
+
+@register_composite("alpha2-beta1")
+def _alpha2_beta1() -> Composite:
+    return Composite(
+        layer_map=((CONVOLUTIONS, AlphaBeta(2.0, 1.0)), ((nn.Linear,), Epsilon(1e-6))),
+        description="α2β1 in every (transposed) convolution, ε = 1e-6 at linear layers",
+    )
+
+
+@register_composite("alpha1-beta0")
+def _alpha1_beta0() -> Composite:
+    return Composite(
+        layer_map=((CONVOLUTIONS, AlphaBeta(1.0, 0.0)), ((nn.Linear,), Epsilon(1e-6))),
+        description="α1β0 (z⁺) in every (transposed) convolution, ε = 1e-6 at linear layers",
+    )

@@ -1,0 +1,159 @@
+"""``explain``: LRP relevance of a model's inputs and blocks for a chosen output target."""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from endoxai.explain.canonize import prepare
+from endoxai.explain.composites import Composite, get_composite
+from endoxai.explain.targets import Target, start_relevance, target_mask
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Relevances of one batch; all tensors detached, on the model's device and dtype.
+
+    - ``input`` (N, C, H, W): relevance of every input value (sum over dim 1 for a pixel map).
+    - ``layers``: block name -> (N, C, h, w) relevance at that block's *output*, i.e. the total
+      relevance of those neurons; an encoder output that also feeds a skip connection gets the sum
+      of both uses. In forward order (for ``Generator``: down1..down8, up1..up8).
+    - ``layer_inputs``: (only if asked for) block name -> relevance at the tensor the block received
+      through *this* use only; for ``up2`` that is the concatenation ``[up1 output, down7 output]``.
+    - ``output`` (N, C_out, H, W): the relevance the propagation started from.
+    - ``logits`` (N, C_out, H, W): the model's output (pre-tanh for ``Generator``).
+    - ``target`` (N, C_out, H, W) bool: the explained output positions.
+    """
+
+    input: torch.Tensor
+    layers: OrderedDict[str, torch.Tensor]
+    output: torch.Tensor
+    logits: torch.Tensor
+    target: torch.Tensor
+    composite: str
+    layer_inputs: OrderedDict[str, torch.Tensor] = field(default_factory=OrderedDict)
+
+    def totals(self) -> OrderedDict[str, torch.Tensor]:
+        """Per-image relevance sums (N,): ``output``, every recorded block (backward order), ``input``.
+
+        In a chain of bias-free layers under a conserving rule (LRP-0, γ, z^B, αβ) all are equal;
+        with skip connections, a block's total excludes relevance that bypasses it via a skip.
+        """
+        rows = OrderedDict(output=_image_sums(self.output))
+        for name in reversed(self.layers):
+            rows[name] = _image_sums(self.layers[name])
+        rows["input"] = _image_sums(self.input)
+        return rows
+
+
+def _image_sums(t: torch.Tensor) -> torch.Tensor:
+    return t.flatten(1).sum(1)
+
+
+def explain(
+    model: nn.Module,
+    images: torch.Tensor,
+    target: Target = "mask",
+    composite: str | Composite = "epsilon-gamma-box",
+    layers: bool | Sequence[str] = True,
+    start: str | torch.Tensor = "logit",
+    layer_inputs: bool = False,
+) -> Explanation:
+    """Layer-wise relevance propagation of ``model`` on ``images``, in one forward + one backward pass.
+
+    ``model``: any module built from the layers listed in ``canonize.check_supported`` (e.g.
+    ``Generator``); its ``logits`` method is explained if it has one, else ``forward``. It is left
+    exactly as it was: the engine works on an eval-mode, weight-sharing copy (BatchNorm with running
+    statistics folded into the preceding layer, dropout off) and registers nothing on the model.
+    ``images``: (N, C, H, W), cast to the model's dtype and device; for ``Generator`` in [-1, 1].
+    ``target``: see ``targets.target_mask`` ("mask", "background", ("pixel", y, x),
+    ("box", y0, x0, y1, x1) or a bool tensor). ``start``: "logit" (the logit at the target, negated
+    for "background") or "ones"; see ``targets.start_relevance``. ``composite``: a name in
+    ``COMPOSITES`` or a ``Composite``. ``layers``: True records every direct child of the model,
+    False none, or give module names. ``layer_inputs``: also record the relevance at each
+    recorded block's input.
+    Raises KeyError for an unknown composite, ValueError for a bad target or start,
+    UnsupportedLayerError for a layer without a rule.
+    """
+    comp, comp_name = (composite, "custom") if isinstance(composite, Composite) else (
+        get_composite(composite), composite
+    )
+    shadow = prepare(model, comp)
+    reference = next(model.parameters(), None)
+    if reference is not None:
+        images = images.to(device=reference.device, dtype=reference.dtype)
+    names = _layer_names(shadow, layers)
+    outputs: dict[str, torch.Tensor] = {}
+    inputs: dict[str, torch.Tensor] = {}
+    for name in names:
+        module = shadow.get_submodule(name)
+        module.register_forward_hook(_capture(outputs, name))
+        if layer_inputs:
+            module.register_forward_pre_hook(_separate_input(inputs, name))
+    with torch.inference_mode(False), torch.enable_grad():
+        # channels-last: oneDNN's fast layout for (transposed) convolutions on CPU
+        layout = torch.channels_last if images.ndim == 4 else torch.contiguous_format
+        x = images.detach().clone(memory_format=layout).requires_grad_(True)
+        forward = getattr(shadow, "logits", None)
+        logits = (forward if callable(forward) else shadow)(x)
+        mask = target_mask(target, logits.detach())
+        relevance = start_relevance(logits.detach(), mask, start, background=target == "background")
+        if not mask.any():
+            logger.debug("empty target: all relevance is 0")
+        wanted = [x] + [outputs[n] for n in names] + [inputs[n] for n in names if layer_inputs]
+        grads = torch.autograd.grad(logits, wanted, grad_outputs=relevance, allow_unused=True)
+    grads = [torch.zeros_like(w) if g is None else g for w, g in zip(wanted, grads)]
+    return Explanation(
+        input=grads[0],
+        layers=OrderedDict(zip(names, grads[1:1 + len(names)])),
+        output=relevance,
+        logits=logits.detach(),
+        target=mask,
+        composite=comp_name,
+        layer_inputs=OrderedDict(zip(names, grads[1 + len(names):])) if layer_inputs else OrderedDict(),
+    )
+
+
+def _layer_names(shadow: nn.Module, layers: bool | Sequence[str]) -> list[str]:
+    if layers is True:
+        return [name for name, _ in shadow.named_children()]
+    if not layers:
+        return []
+    names = list(layers)
+    for name in names:
+        try:
+            shadow.get_submodule(name)
+        except AttributeError:
+            raise ValueError(f"no module named {name!r} in the model") from None
+    return names
+
+
+def _capture(store: dict[str, torch.Tensor], name: str):
+    def hook(module: nn.Module, args: tuple, output: torch.Tensor) -> None:
+        if name in store:
+            raise RuntimeError(f"block {name!r} runs more than once per forward; cannot record it")
+        if not isinstance(output, torch.Tensor):
+            raise TypeError(f"block {name!r} returns {type(output).__name__}, not a tensor")
+        store[name] = output
+
+    return hook
+
+
+def _separate_input(store: dict[str, torch.Tensor], name: str):
+    # A fresh view gives this use of the tensor its own autograd node, so its gradient is the
+    # relevance flowing into this block only (not the sum over all uses).
+    def hook(module: nn.Module, args: tuple) -> tuple:
+        if not args or not isinstance(args[0], torch.Tensor):
+            raise TypeError(f"block {name!r} takes no tensor as first argument")
+        first = args[0].view_as(args[0])
+        store[name] = first
+        return (first,) + tuple(args[1:])
+
+    return hook

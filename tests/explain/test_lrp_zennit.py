@@ -1,0 +1,162 @@
+"""Agreement with Zennit (Anders et al.), the reference LRP library, where it is installed.
+
+Zennit imports torchvision at package import (only for its ResNet canonizers), and torchvision has
+no CPU build here; minimal stand-ins for ``torchvision.models.resnet`` are put into ``sys.modules``
+just for the import and removed afterwards.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import sys
+import types
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from endoxai.explain import explain
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # --import-mode=importlib: find lrp_models
+from lrp_models import random_generator, random_images
+
+
+def import_zennit():
+    """Import zennit, with torchvision stand-ins if torchvision itself is missing; None if absent."""
+    if importlib.util.find_spec("zennit") is None:
+        return None
+    stubs = {}
+    if importlib.util.find_spec("torchvision") is None:
+        resnet = types.ModuleType("torchvision.models.resnet")
+        resnet.BasicBlock = type("BasicBlock", (nn.Module,), {})
+        resnet.Bottleneck = type("Bottleneck", (nn.Module,), {})
+        models = types.ModuleType("torchvision.models")
+        models.resnet = resnet
+        tv = types.ModuleType("torchvision")
+        tv.models = models
+        stubs = {"torchvision": tv, "torchvision.models": models, "torchvision.models.resnet": resnet}
+    added = [name for name in stubs if name not in sys.modules]
+    sys.modules.update({name: stubs[name] for name in added})
+    try:
+        import zennit.canonizers
+        import zennit.composites
+        import zennit.rules
+    finally:
+        for name in added:
+            del sys.modules[name]
+    return zennit
+
+
+zennit = import_zennit()
+pytestmark = pytest.mark.skipif(zennit is None, reason="zennit is not installed")
+
+
+class Logits(nn.Module):
+    """Generator.logits as a module's forward, for Zennit's hooks."""
+
+    def __init__(self, generator: nn.Module) -> None:
+        super().__init__()
+        self.generator = generator
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.generator.logits(x)
+
+
+def zennit_relevance(model: nn.Module, x: torch.Tensor, composite) -> torch.Tensor:
+    """Zennit's input relevance for the target 'mask', starting from the logit."""
+    wrapped = Logits(copy.deepcopy(model)).eval()
+    x = x.clone().requires_grad_(True)
+    with composite.context(wrapped) as modified:
+        logits = modified(x)
+        (relevance,) = torch.autograd.grad(logits, x, grad_outputs=logits * (logits > 0))
+    return relevance
+
+
+def relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
+    return ((a - b).abs().max() / b.abs().max()).item()
+
+
+@pytest.fixture(scope="module")
+def images():
+    return random_images(1, 256, seed=5)
+
+
+@pytest.mark.slow
+def test_epsilon_gamma_box_matches_zennit_identity_batchnorm(images):
+    g = random_generator(seed=2, identity_bn=True)
+    ours = explain(g, images, target="mask", composite="epsilon-gamma-box", layers=False).input
+    theirs = zennit_relevance(g, images, zennit.composites.EpsilonGammaBox(low=-1.0, high=1.0))
+    assert theirs.abs().max() > 0
+    assert relative_error(ours, theirs) <= 1e-4
+
+
+@pytest.mark.slow
+def test_epsilon_gamma_box_matches_zennit_with_merged_batchnorm_float32():
+    # Non-trivial BatchNorms: Zennit merges them with its canonizer, we fold them. float32 here
+    # (half the time of float64) also checks that the fused arithmetic loses no precision.
+    g = random_generator(seed=3, dtype=torch.float32)
+    x = random_images(1, 256, seed=5, dtype=torch.float32)
+    ours = explain(g, x, target="mask", composite="epsilon-gamma-box", layers=False).input
+    composite = zennit.composites.EpsilonGammaBox(
+        low=-1.0, high=1.0, canonizers=[zennit.canonizers.SequentialMergeBatchNorm()]
+    )
+    theirs = zennit_relevance(g, x, composite)
+    assert relative_error(ours, theirs) <= 1e-4
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "ours_name, zennit_name", [("alpha2-beta1", "EpsilonAlpha2Beta1"), ("alpha1-beta0", "EpsilonPlus")]
+)
+def test_alpha_beta_composites_match_zennit(ours_name, zennit_name):
+    g = random_generator(seed=4, dtype=torch.float32)
+    x = random_images(1, 256, seed=6, dtype=torch.float32)
+    ours = explain(g, x, target="mask", composite=ours_name, layers=False).input
+    canonizers = [zennit.canonizers.SequentialMergeBatchNorm()]
+    theirs = zennit_relevance(g, x, getattr(zennit.composites, zennit_name)(canonizers=canonizers))
+    assert relative_error(ours, theirs) <= 1e-4
+
+
+def _single_conv_composites():
+    from endoxai.explain import Composite, Gamma
+
+    rule = zennit.rules.Gamma(gamma=0.25)
+    theirs = zennit.composites.LayerMapComposite(layer_map=[(nn.Conv2d, rule)])
+    ours = Composite(layer_map=(((nn.Conv2d,), Gamma(0.25)),))
+    return ours, theirs
+
+
+def test_paper_gamma_equals_zennit_gamma_for_positive_inputs_and_outputs():
+    # Zennit's Gamma is the generalised rule; on x >= 0 with every z > 0 it is the paper's γ rule.
+    torch.manual_seed(0)
+    conv = nn.Conv2d(3, 4, 3, padding=1).double()
+    with torch.no_grad():
+        conv.bias.fill_(2.0)  # with small weights, every output is positive
+    model = nn.Sequential(conv)
+    x = torch.rand(1, 3, 6, 6, dtype=torch.float64)
+    ours_c, theirs_c = _single_conv_composites()
+    with torch.no_grad():
+        assert (model(x) > 0).all()
+    ours = explain(model, x, target="mask", composite=ours_c, layers=False).input
+    xz = x.clone().requires_grad_(True)
+    with theirs_c.context(copy.deepcopy(model)) as modified:
+        out = modified(xz)
+        (theirs,) = torch.autograd.grad(out, xz, grad_outputs=out)
+    assert relative_error(ours, theirs) <= 1e-10
+
+
+def test_paper_gamma_differs_from_zennit_gamma_for_negative_inputs():
+    # With LeakyReLU outputs (negative inputs) the two rules differ: documented, not a bug.
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1)).double()
+    x = torch.rand(1, 3, 6, 6, dtype=torch.float64) * 2 - 1
+    ours_c, theirs_c = _single_conv_composites()
+    ours = explain(model, x, target=torch.ones(1, 4, 6, 6, dtype=torch.bool), composite=ours_c,
+                   layers=False).input
+    xz = x.clone().requires_grad_(True)
+    with theirs_c.context(copy.deepcopy(model)) as modified:
+        out = modified(xz)
+        (theirs,) = torch.autograd.grad(out, xz, grad_outputs=out)
+    assert relative_error(ours, theirs) > 1e-3
