@@ -16,19 +16,25 @@ def bias_free_generator(seed: int = 0, dtype: torch.dtype = torch.float64) -> Ge
     with torch.no_grad():
         for m in g.modules():
             if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
-                fan_in = m.weight[0].numel() if isinstance(m, nn.Conv2d) else m.weight.shape[0] * 16 // 4
+                fan_in = (
+                    m.weight[0].numel() if isinstance(m, nn.Conv2d) else m.weight.shape[0] * 16 // 4
+                )
                 m.weight.normal_(0.0, (2.0 / fan_in) ** 0.5)
                 if m.bias is not None:
                     m.bias.zero_()
             elif isinstance(m, nn.BatchNorm2d):
-                m.weight.uniform_(0.5, 1.5).mul_(torch.where(torch.rand_like(m.weight) < 0.2, -1.0, 1.0))
+                m.weight.uniform_(0.5, 1.5).mul_(
+                    torch.where(torch.rand_like(m.weight) < 0.2, -1.0, 1.0)
+                )
                 m.bias.zero_()
                 m.running_mean.zero_()
                 m.running_var.uniform_(0.5, 2.0)
     return g.to(dtype).eval()
 
 
-def random_generator(seed: int = 0, dtype: torch.dtype = torch.float64, identity_bn: bool = False) -> Generator:
+def random_generator(
+    seed: int = 0, dtype: torch.dtype = torch.float64, identity_bn: bool = False
+) -> Generator:
     """Table-1 generator with random weights, biases and BN statistics (or identity BatchNorms)."""
     g = bias_free_generator(seed, dtype)
     with torch.no_grad():
@@ -48,6 +54,8 @@ def random_generator(seed: int = 0, dtype: torch.dtype = torch.float64, identity
     return g
 
 
-def random_images(n: int = 1, size: int = 256, seed: int = 1, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+def random_images(
+    n: int = 1, size: int = 256, seed: int = 1, dtype: torch.dtype = torch.float64
+) -> torch.Tensor:
     gen = torch.Generator().manual_seed(seed)
-    return (torch.rand(n, 3, size, size, generator=gen, dtype=dtype) * 2 - 1)
+    return torch.rand(n, 3, size, size, generator=gen, dtype=dtype) * 2 - 1

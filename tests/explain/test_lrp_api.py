@@ -31,7 +31,8 @@ def _snapshot(model: nn.Module) -> dict:
             "training": m.training,
             "params": {
                 k: (p, p.detach().clone(), p.requires_grad, p.grad)
-                for k, p in m._parameters.items() if p is not None
+                for k, p in m._parameters.items()
+                if p is not None
             },
             "buffers": {k: (b, None if b is None else b.clone()) for k, b in m._buffers.items()},
             "hooks": {
@@ -89,7 +90,9 @@ def test_explanation_shapes_and_layer_names():
     assert exp.layers["down8"].shape == (2, 512, 1, 1)
     assert exp.layers["up7"].shape == (2, 64, 128, 128)
     assert exp.layers["up8"].shape == (2, 1, 256, 256)
-    torch.testing.assert_close(exp.layers["up8"], exp.output)  # the last block's output is the logit
+    torch.testing.assert_close(
+        exp.layers["up8"], exp.output
+    )  # the last block's output is the logit
     assert exp.target[..., 10:100, 20:90].all() and exp.target.sum() == 2 * 90 * 70
     assert not explain(g, x, layers=False).layers
 
@@ -97,10 +100,18 @@ def test_explanation_shapes_and_layer_names():
 def _small_net() -> nn.Module:
     """A tiny fully convolutional net with BatchNorm and a skip-free (N, 1, H, W) output."""
     torch.manual_seed(0)
-    net = nn.Sequential(
-        nn.Conv2d(3, 6, 3, padding=1), nn.LeakyReLU(0.2), nn.Conv2d(6, 6, 4, stride=2, padding=1),
-        nn.BatchNorm2d(6), nn.ReLU(), nn.ConvTranspose2d(6, 1, 4, stride=2, padding=1),
-    ).double().eval()
+    net = (
+        nn.Sequential(
+            nn.Conv2d(3, 6, 3, padding=1),
+            nn.LeakyReLU(0.2),
+            nn.Conv2d(6, 6, 4, stride=2, padding=1),
+            nn.BatchNorm2d(6),
+            nn.ReLU(),
+            nn.ConvTranspose2d(6, 1, 4, stride=2, padding=1),
+        )
+        .double()
+        .eval()
+    )
     with torch.no_grad():
         net[3].running_mean.normal_(0, 0.1)
         net[3].running_var.uniform_(0.5, 2)
@@ -140,12 +151,20 @@ def test_targets_and_starts():
     # Relevance is linear in the starting relevance: background from -logit = minus the
     # explanation of the logit at the same positions.
     by_mask = explain(g, x, target=~fg, layers=False)
-    torch.testing.assert_close(explain(g, x, target="background", layers=False).input, -by_mask.input)
+    torch.testing.assert_close(
+        explain(g, x, target="background", layers=False).input, -by_mask.input
+    )
 
 
 @pytest.mark.parametrize(
     "target",
-    ["foreground", ("pixel", 32, 0), ("box", 5, 5, 5, 10), ("box", 0, 0, 10), torch.zeros(1, 1, 8, 8).bool()],
+    [
+        "foreground",
+        ("pixel", 32, 0),
+        ("box", 5, 5, 5, 10),
+        ("box", 0, 0, 10),
+        torch.zeros(1, 1, 8, 8).bool(),
+    ],
 )
 def test_bad_targets_raise(target):
     with pytest.raises(ValueError):
@@ -204,7 +223,10 @@ class _OwnParameter(nn.Module):
         (_Pooled(), "'pool' .*MaxPool2d"),
         (_OwnParameter(), "<root>.*gain"),
         (nn.Sequential(nn.Conv2d(3, 4, 3), nn.LayerNorm(4)), "'1' .*LayerNorm.*parameters"),
-        (nn.Sequential(nn.BatchNorm2d(3), nn.Conv2d(3, 4, 3)), "BatchNorm '0' does not directly follow"),
+        (
+            nn.Sequential(nn.BatchNorm2d(3), nn.Conv2d(3, 4, 3)),
+            "BatchNorm '0' does not directly follow",
+        ),
         (nn.Sequential(nn.Conv2d(3, 4, 3, padding="same")), "padding='same'"),
     ],
 )
@@ -221,14 +243,50 @@ def test_custom_composite_needs_a_rule_for_every_layer():
 
 def test_works_on_a_plain_cnn_with_linear_head():
     torch.manual_seed(0)
-    model = nn.Sequential(
-        nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(inplace=True), nn.Flatten(),
-        nn.Linear(4 * 6 * 6, 5), nn.BatchNorm1d(5), nn.Tanh(), nn.Dropout(0.5), nn.Linear(5, 2),
-    ).double().eval()
+    model = (
+        nn.Sequential(
+            nn.Conv2d(3, 4, 3, padding=1),
+            nn.BatchNorm2d(4),
+            nn.ReLU(inplace=True),
+            nn.Flatten(),
+            nn.Linear(4 * 6 * 6, 5),
+            nn.BatchNorm1d(5),
+            nn.Tanh(),
+            nn.Dropout(0.5),
+            nn.Linear(5, 2),
+        )
+        .double()
+        .eval()
+    )
     x = torch.rand(3, 3, 6, 6, dtype=torch.float64) * 2 - 1
-    exp = explain(model, x, target=torch.ones(3, 2, dtype=torch.bool), composite="epsilon-gamma-box",
-                  layers=["2", "6"])
+    exp = explain(
+        model,
+        x,
+        target=torch.ones(3, 2, dtype=torch.bool),
+        composite="epsilon-gamma-box",
+        layers=["2", "6"],
+    )
     assert exp.input.shape == x.shape and exp.layers["2"].shape == (3, 4, 6, 6)
     assert torch.isfinite(exp.input).all()
-    lrp0 = explain(model, x, target=torch.ones(3, 2, dtype=torch.bool), composite="lrp0", layers=False)
+    lrp0 = explain(
+        model, x, target=torch.ones(3, 2, dtype=torch.bool), composite="lrp0", layers=False
+    )
     assert torch.isfinite(lrp0.input).all()
+
+
+def test_explainer_reuse_matches_explain():
+    from endoxai.explain import Explainer
+
+    net = _small_net()
+    x = random_images(3, 32, seed=4)
+    explainer = Explainer(net, "epsilon-gamma-box")
+    first = explainer(x[:2], layers=["1", "4"], layer_inputs=True)
+    second = explainer(x[2:], layers=["1", "4"])
+    fresh = explain(net, x, composite="epsilon-gamma-box", layers=["1", "4"])
+    torch.testing.assert_close(torch.cat([first.input, second.input]), fresh.input)
+    torch.testing.assert_close(
+        torch.cat([first.layers["4"], second.layers["4"]]), fresh.layers["4"]
+    )
+    assert list(second.layer_inputs) == [] and list(first.layer_inputs) == ["1", "4"]
+    shadow = explainer._shadow
+    assert all(not m._forward_hooks and not m._forward_pre_hooks for m in shadow.modules())

@@ -1,4 +1,4 @@
-"""LRP-0 on a bias-free generator: equals gradient x input, and relevance is conserved at every cut."""
+"""LRP-0 on a bias-free generator: = gradient x input; relevance conserved at every cut."""
 
 from __future__ import annotations
 
@@ -46,39 +46,41 @@ def _sum(t: torch.Tensor) -> float:
 
 def test_lrp0_conserves_relevance_across_every_cut(setup):
     _, _, exp = setup
-    L, I = exp.layers, exp.layer_inputs
+    out_rel, in_rel = exp.layers, exp.layer_inputs
     total = _sum(exp.output)
     assert total > 0
-    close = dict(rel=1e-9, abs=1e-9 * abs(total))
+    close = {"rel": 1e-9, "abs": 1e-9 * abs(total)}
     assert _sum(exp.input) == pytest.approx(total, **close)
-    assert list(L) == [f"down{i}" for i in range(1, 9)] + [f"up{i}" for i in range(1, 9)]
+    assert list(out_rel) == [f"down{i}" for i in range(1, 9)] + [f"up{i}" for i in range(1, 9)]
 
     # Every block conserves: what leaves through its input equals what arrived at its output.
-    for name in L:
-        assert _sum(I[name]) == pytest.approx(_sum(L[name]), **close), name
+    for name in out_rel:
+        assert _sum(in_rel[name]) == pytest.approx(_sum(out_rel[name]), **close), name
 
     # up_{9-k} receives cat([up_{8-k}, down_k]): the second part is down_k's skip relevance.
     skip = {}
     for k in range(1, 8):
-        c = L[f"up{8 - k}"].shape[1]
-        torch.testing.assert_close(I[f"up{9 - k}"][:, :c], L[f"up{8 - k}"])  # concat splits
-        skip[k] = I[f"up{9 - k}"][:, c:]
-        assert skip[k].shape == L[f"down{k}"].shape
+        c = out_rel[f"up{8 - k}"].shape[1]
+        torch.testing.assert_close(
+            in_rel[f"up{9 - k}"][:, :c], out_rel[f"up{8 - k}"]
+        )  # concat splits
+        skip[k] = in_rel[f"up{9 - k}"][:, c:]
+        assert skip[k].shape == out_rel[f"down{k}"].shape
         # The fork sums: down_k's relevance = what reaches it via down_{k+1} plus via the skip.
-        torch.testing.assert_close(L[f"down{k}"], I[f"down{k + 1}"] + skip[k])
-    torch.testing.assert_close(L["down8"], I["up1"])
+        torch.testing.assert_close(out_rel[f"down{k}"], in_rel[f"down{k + 1}"] + skip[k])
+    torch.testing.assert_close(out_rel["down8"], in_rel["up1"])
 
     # Cut right after encoder block i: the main path plus the skips of down_1..down_i.
     for i in range(1, 9):
-        main = I[f"down{i + 1}"] if i < 8 else I["up1"]
+        main = in_rel[f"down{i + 1}"] if i < 8 else in_rel["up1"]
         cut = _sum(main) + sum(_sum(skip[k]) for k in range(1, min(i, 7) + 1))
         assert cut == pytest.approx(total, **close), f"cut after down{i}"
-    # Cut right after decoder block j: its output plus the skips still to be joined (down_1..down_{8-j}).
+    # Cut right after decoder block j: its output plus the skips still to join (down_1..down_{8-j}).
     for j in range(1, 9):
-        cut = _sum(L[f"up{j}"]) + sum(_sum(skip[k]) for k in range(1, 9 - j))
+        cut = _sum(out_rel[f"up{j}"]) + sum(_sum(skip[k]) for k in range(1, 9 - j))
         assert cut == pytest.approx(total, **close), f"cut after up{j}"
     # The naive statement "every block output sums to the total" is false with skips:
-    assert _sum(L["down4"]) != pytest.approx(total, rel=1e-3)
+    assert _sum(out_rel["down4"]) != pytest.approx(total, rel=1e-3)
 
 
 def test_totals_lists_output_blocks_input(setup):

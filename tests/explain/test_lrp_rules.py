@@ -25,8 +25,10 @@ def _stab(d: torch.Tensor, eps: float) -> torch.Tensor:
     return d + eps * torch.where(d >= 0, 1.0, -1.0)
 
 
-def reference(rule, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
-    """R_j = Σ_k share_jk R_k written out on dense matrices; x (n_in,), w (n_in, n_out), r (n_out,)."""
+def reference(
+    rule, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, r: torch.Tensor
+) -> torch.Tensor:
+    """R_j = Σ_k share_jk R_k on dense matrices; x (n_in,), w (n_in, n_out), b and r (n_out,)."""
     c = x[:, None] * w  # contributions c_jk = x_j w_jk
     pos, neg = c.clamp(min=0), c.clamp(max=0)
     if isinstance(rule, Epsilon):
@@ -53,10 +55,9 @@ def reference(rule, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, r: torch.
         num = c - low[:, None] * w.clamp(min=0) - high[:, None] * w.clamp(max=0)
         share = num / _stab(num.sum(0), rule.stabilizer)
     elif isinstance(rule, AlphaBeta):
-        share = (
-            rule.alpha * pos / _stab(pos.sum(0) + b.clamp(min=0), rule.stabilizer)
-            - rule.beta * neg / _stab(neg.sum(0) + b.clamp(max=0), rule.stabilizer)
-        )
+        share = rule.alpha * pos / _stab(
+            pos.sum(0) + b.clamp(min=0), rule.stabilizer
+        ) - rule.beta * neg / _stab(neg.sum(0) + b.clamp(max=0), rule.stabilizer)
     else:
         raise TypeError(rule)
     return (share * r).sum(1)
@@ -90,7 +91,9 @@ RULES = {
     "gamma": Gamma(0.25),
     "generalized-gamma": GeneralizedGamma(0.25),
     "zbox": ZBox(-1.0, 1.0),
-    "zbox-per-channel": ZBox(torch.tensor([-1.0, -0.5]).view(1, 2, 1, 1), torch.tensor([1.0, 2.0]).view(1, 2, 1, 1)),
+    "zbox-per-channel": ZBox(
+        torch.tensor([-1.0, -0.5]).view(1, 2, 1, 1), torch.tensor([1.0, 2.0]).view(1, 2, 1, 1)
+    ),
     "alpha2-beta1": AlphaBeta(2.0, 1.0),
     "alpha1-beta0": AlphaBeta(1.0, 0.0),
 }
@@ -114,13 +117,21 @@ def test_rule_matches_dense_reference(layer_name, rule_name):
         out = model(x)
     r_out = torch.randn(out.shape, generator=gen, dtype=torch.float64)
     composite = Composite(layer_map=(((nn.Conv2d, nn.ConvTranspose2d, nn.Linear), rule),))
-    exp = explain(model, x, target=torch.ones_like(out, dtype=torch.bool), composite=composite,
-                  layers=False, start=r_out)
+    exp = explain(
+        model,
+        x,
+        target=torch.ones_like(out, dtype=torch.bool),
+        composite=composite,
+        layers=False,
+        start=r_out,
+    )
     w, b = _dense(model, in_shape)
     for i in range(x.shape[0]):
         rule_i = rule
         if isinstance(rule, ZBox) and isinstance(rule.low, torch.Tensor):
-            rule_i = ZBox(rule.low.expand(1, *in_shape).flatten(), rule.high.expand(1, *in_shape).flatten())
+            rule_i = ZBox(
+                rule.low.expand(1, *in_shape).flatten(), rule.high.expand(1, *in_shape).flatten()
+            )
         expected = reference(rule_i, x[i].flatten(), w, b, r_out[i].flatten())
         torch.testing.assert_close(exp.input[i].flatten(), expected, rtol=1e-9, atol=1e-10)
 
@@ -130,7 +141,13 @@ def test_conserving_rules_conserve_on_a_bias_free_layer():
     conv = nn.Conv2d(2, 3, 3, stride=2, padding=1, bias=False).double()
     conv.weight.data.copy_(model[0].weight.data)
     x = torch.rand(1, *in_shape, dtype=torch.float64) + 0.1  # positive: every rule conserves
-    for rule in (Epsilon(0.0), Gamma(0.25), GeneralizedGamma(0.25), AlphaBeta(2.0, 1.0), AlphaBeta(1.0, 0.0)):
+    for rule in (
+        Epsilon(0.0),
+        Gamma(0.25),
+        GeneralizedGamma(0.25),
+        AlphaBeta(2.0, 1.0),
+        AlphaBeta(1.0, 0.0),
+    ):
         composite = Composite(layer_map=(((nn.Conv2d,), rule),))
         exp = explain(nn.Sequential(conv), x, target="mask", composite=composite, layers=False)
         assert exp.input.sum().item() == pytest.approx(exp.output.sum().item(), rel=1e-5), rule
@@ -141,7 +158,13 @@ def test_lrp0_drops_zero_outputs_without_nan():
     x = torch.zeros(1, 1, 4, 4, dtype=torch.float64)
     x[..., 0, 0] = 1.0  # most outputs see only zeros: z = 0 there
     composite = Composite(layer_map=(((nn.Conv2d,), Epsilon(0.0)),))
-    exp = explain(nn.Sequential(conv), x, target=torch.ones(1, 2, 4, 4, dtype=torch.bool),
-                  composite=composite, layers=False, start="ones")
+    exp = explain(
+        nn.Sequential(conv),
+        x,
+        target=torch.ones(1, 2, 4, 4, dtype=torch.bool),
+        composite=composite,
+        layers=False,
+        start="ones",
+    )
     assert torch.isfinite(exp.input).all()
     assert exp.input[..., 1:, 1:].abs().sum() == 0  # inputs that are 0 get no relevance

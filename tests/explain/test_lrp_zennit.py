@@ -24,7 +24,7 @@ from lrp_models import random_generator, random_images
 
 
 def import_zennit():
-    """Import zennit, with torchvision stand-ins if torchvision itself is missing; None if absent."""
+    """Import zennit (with torchvision stand-ins if torchvision is missing); None if absent."""
     if importlib.util.find_spec("zennit") is None:
         return None
     stubs = {}
@@ -36,7 +36,11 @@ def import_zennit():
         models.resnet = resnet
         tv = types.ModuleType("torchvision")
         tv.models = models
-        stubs = {"torchvision": tv, "torchvision.models": models, "torchvision.models.resnet": resnet}
+        stubs = {
+            "torchvision": tv,
+            "torchvision.models": models,
+            "torchvision.models.resnet": resnet,
+        }
     added = [name for name in stubs if name not in sys.modules]
     sys.modules.update({name: stubs[name] for name in added})
     try:
@@ -108,7 +112,8 @@ def test_epsilon_gamma_box_matches_zennit_with_merged_batchnorm_float32():
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "ours_name, zennit_name", [("alpha2-beta1", "EpsilonAlpha2Beta1"), ("alpha1-beta0", "EpsilonPlus")]
+    "ours_name, zennit_name",
+    [("alpha2-beta1", "EpsilonAlpha2Beta1"), ("alpha1-beta0", "EpsilonPlus")],
 )
 def test_alpha_beta_composites_match_zennit(ours_name, zennit_name):
     g = random_generator(seed=4, dtype=torch.float32)
@@ -153,8 +158,9 @@ def test_paper_gamma_differs_from_zennit_gamma_for_negative_inputs():
     model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1)).double()
     x = torch.rand(1, 3, 6, 6, dtype=torch.float64) * 2 - 1
     ours_c, theirs_c = _single_conv_composites()
-    ours = explain(model, x, target=torch.ones(1, 4, 6, 6, dtype=torch.bool), composite=ours_c,
-                   layers=False).input
+    ours = explain(
+        model, x, target=torch.ones(1, 4, 6, 6, dtype=torch.bool), composite=ours_c, layers=False
+    ).input
     xz = x.clone().requires_grad_(True)
     with theirs_c.context(copy.deepcopy(model)) as modified:
         out = modified(xz)

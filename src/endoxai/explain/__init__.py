@@ -1,12 +1,12 @@
 """Layer-wise relevance propagation (LRP) for models built from convolutions, BatchNorm and skips.
 
-``explain(model, images, target=..., composite=...)`` returns an ``Explanation`` with the relevance of
-the inputs and of every block; ``COMPOSITES`` holds the named rule sets (``lrp0``, ``paper``,
-``epsilon-gamma-box``, ``alpha2-beta1``, ``alpha1-beta0``).
+``explain(model, images, target=..., composite=...)`` returns an ``Explanation`` with the
+relevance of the inputs and of every block; ``COMPOSITES`` holds the named rule sets (``lrp0``,
+``paper``, ``epsilon-gamma-box``, ``alpha2-beta1``, ``alpha1-beta0``).
 """
 
 from endoxai.explain.composites import COMPOSITES, Composite, get_composite, register_composite
-from endoxai.explain.explanation import Explanation, explain
+from endoxai.explain.explanation import Explainer, Explanation, explain
 from endoxai.explain.propagate import UnsupportedLayerError
 from endoxai.explain.rules import AlphaBeta, Epsilon, Gamma, GeneralizedGamma, Rule, ZBox
 from endoxai.explain.targets import STARTS
@@ -17,6 +17,7 @@ __all__ = [
     "AlphaBeta",
     "Composite",
     "Epsilon",
+    "Explainer",
     "Explanation",
     "Gamma",
     "GeneralizedGamma",

@@ -14,14 +14,28 @@ from endoxai.explain.composites import LINEAR_LAYERS, Composite
 from endoxai.explain.propagate import LinearOp, PassLayer, RuleLayer, UnsupportedLayerError
 
 ACTIVATIONS = (
-    nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid, nn.ELU, nn.GELU, nn.SiLU, nn.Hardtanh,
+    nn.ReLU,
+    nn.LeakyReLU,
+    nn.Tanh,
+    nn.Sigmoid,
+    nn.ELU,
+    nn.GELU,
+    nn.SiLU,
+    nn.Hardtanh,
 )  # element-wise: relevance passes through unchanged
 IDENTITIES = (
-    nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.Identity, nn.Flatten,
+    nn.Dropout,
+    nn.Dropout1d,
+    nn.Dropout2d,
+    nn.Dropout3d,
+    nn.AlphaDropout,
+    nn.Identity,
+    nn.Flatten,
     nn.Unflatten,
 )  # the identity (dropout in eval mode) or a reshape: autograd passes relevance exactly
 BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
 CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
+SUPPORTED = LINEAR_LAYERS + BATCHNORMS + ACTIVATIONS + IDENTITIES
 
 
 def check_supported(model: nn.Module) -> None:
@@ -40,7 +54,8 @@ def check_supported(model: nn.Module) -> None:
         if isinstance(module, BATCHNORMS):
             if name not in follows_linear:
                 raise UnsupportedLayerError(
-                    f"BatchNorm {name!r} does not directly follow a Conv2d, ConvTranspose2d or Linear "
+                    f"BatchNorm {name!r} does not directly follow a Conv2d, ConvTranspose2d or "
+                    "Linear "
                     "inside an nn.Sequential, so it cannot be folded"
                 )
             continue
@@ -48,12 +63,13 @@ def check_supported(model: nn.Module) -> None:
         if own:
             raise UnsupportedLayerError(
                 f"module {name or '<root>'!r} ({type(module).__name__}) has parameters of its own "
-                f"({', '.join(own)}); LRP supports only Conv2d, ConvTranspose2d, Linear and BatchNorm"
+                f"({', '.join(own)}); LRP supports only Conv2d, ConvTranspose2d, Linear and "
+                "BatchNorm"
             )
         if not isinstance(module, CONTAINERS) and not list(module.children()):
             raise UnsupportedLayerError(
                 f"layer {name!r} ({type(module).__name__}) has no LRP rule; supported layers: "
-                f"{', '.join(t.__name__ for t in LINEAR_LAYERS + BATCHNORMS + ACTIVATIONS + IDENTITIES)}"
+                f"{', '.join(t.__name__ for t in SUPPORTED)}"
             )
 
 
@@ -97,15 +113,19 @@ def prepare(model: nn.Module, composite: Composite) -> nn.Module:
     if isinstance(model, LINEAR_LAYERS + ACTIVATIONS + IDENTITIES + BATCHNORMS):
         model = nn.Sequential(model)  # a bare layer: give it a parent so it can be replaced
     check_supported(model)
-    rules = composite.assign((n, m) for n, m in model.named_modules() if isinstance(m, LINEAR_LAYERS))
+    rules = composite.assign(
+        (n, m) for n, m in model.named_modules() if isinstance(m, LINEAR_LAYERS)
+    )
     shadow = shared_copy(model)
-    # A module registered under two names (shared weights) gets one op and one rule: its first name's.
+    # A module registered under two names gets one op and the rule of its first name.
     ops: dict[int, LinearOp] = {}
     for name, module in shadow.named_modules():
         if isinstance(module, LINEAR_LAYERS):
             ops[id(module)] = LinearOp(module, name)
     for bn_name, layer_name in _batchnorms_after_linear(shadow).items():
-        ops[id(shadow.get_submodule(layer_name))].fold_batchnorm(shadow.get_submodule(bn_name), bn_name)
+        ops[id(shadow.get_submodule(layer_name))].fold_batchnorm(
+            shadow.get_submodule(bn_name), bn_name
+        )
         _replace(shadow, bn_name, nn.Identity())
     replacements: dict[int, nn.Module] = {}
     for name, module in list(shadow.named_modules(remove_duplicate=False)):
@@ -115,7 +135,9 @@ def prepare(model: nn.Module, composite: Composite) -> nn.Module:
                 replacements[id(module)] = RuleLayer(op, rules[op.name])
             elif isinstance(module, ACTIVATIONS):
                 if hasattr(module, "inplace"):
-                    module.inplace = False  # in-place would overwrite tensors saved for the backward
+                    module.inplace = (
+                        False  # in-place would overwrite tensors saved for the backward
+                    )
                 replacements[id(module)] = PassLayer(module)
             else:
                 continue

@@ -29,7 +29,7 @@ class Composite:
     description: str = ""
 
     def assign(self, layers: Iterable[tuple[str, nn.Module]]) -> dict[str, Rule]:
-        """Rule for each ``(name, layer)``, in the given order. KeyError names an unmatched layer."""
+        """Rule for each ``(name, layer)`` in the given order; KeyError names an unmatched layer."""
         rules: dict[str, Rule] = {}
         first_done = not self.first_map
         for name, layer in layers:
@@ -90,7 +90,7 @@ def _paper() -> Composite:
 
 @register_composite("epsilon-gamma-box")
 def _epsilon_gamma_box() -> Composite:
-    # Zennit's EpsilonGammaBox(low=-1, high=1) with its defaults; the generator's inputs lie in [-1, 1].
+    # Zennit's EpsilonGammaBox(low=-1, high=1) with its defaults; generator inputs lie in [-1, 1].
     return Composite(
         first_map=((CONVOLUTIONS, ZBox(low=-1.0, high=1.0)),),
         layer_map=((CONVOLUTIONS, GeneralizedGamma(gamma=0.25)), ((nn.Linear,), Epsilon(1e-6))),

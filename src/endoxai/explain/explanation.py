@@ -41,7 +41,7 @@ class Explanation:
     layer_inputs: OrderedDict[str, torch.Tensor] = field(default_factory=OrderedDict)
 
     def totals(self) -> OrderedDict[str, torch.Tensor]:
-        """Per-image relevance sums (N,): ``output``, every recorded block (backward order), ``input``.
+        """Per-image relevance sums (N,): ``output``, each recorded block (backwards), ``input``.
 
         In a chain of bias-free layers under a conserving rule (LRP-0, γ, z^B, αβ) all are equal;
         with skip connections, a block's total excludes relevance that bypasses it via a skip.
@@ -57,6 +57,81 @@ def _image_sums(t: torch.Tensor) -> torch.Tensor:
     return t.flatten(1).sum(1)
 
 
+class Explainer:
+    """LRP for one model and composite, prepared once and reused for many batches.
+
+    Preparing means: check the layers, make the eval-mode weight-sharing copy, fold BatchNorm and
+    derive the weights the rules need (channels-last, |w|, ρ(w)); ``explain`` does all of it per
+    call, an ``Explainer`` once (it keeps those derived weights: about twice the parameters'
+    memory). The model must not change while an Explainer is in use: it reads the parameters as
+    they were at construction (BatchNorm statistics, folded weights).
+    """
+
+    def __init__(self, model: nn.Module, composite: str | Composite = "epsilon-gamma-box") -> None:
+        if isinstance(composite, Composite):
+            self.composite, self.composite_name = composite, "custom"
+        else:
+            self.composite, self.composite_name = get_composite(composite), composite
+        self._shadow = prepare(model, self.composite)
+        reference = next(model.parameters(), None)
+        self._dtype = None if reference is None else reference.dtype
+        self._device = None if reference is None else reference.device
+
+    def __call__(
+        self,
+        images: torch.Tensor,
+        target: Target = "mask",
+        layers: bool | Sequence[str] = True,
+        start: str | torch.Tensor = "logit",
+        layer_inputs: bool = False,
+    ) -> Explanation:
+        """Explain ``images``; the arguments are those of ``explain``."""
+        shadow = self._shadow
+        if self._dtype is not None:
+            images = images.to(device=self._device, dtype=self._dtype)
+        names = _layer_names(shadow, layers)
+        outputs: dict[str, torch.Tensor] = {}
+        inputs: dict[str, torch.Tensor] = {}
+        handles = []
+        try:
+            for name in names:
+                module = shadow.get_submodule(name)
+                handles.append(module.register_forward_hook(_capture(outputs, name)))
+                if layer_inputs:
+                    handles.append(module.register_forward_pre_hook(_separate_input(inputs, name)))
+            with torch.inference_mode(False), torch.enable_grad():
+                # channels-last: oneDNN's fast layout for (transposed) convolutions on CPU
+                layout = torch.channels_last if images.ndim == 4 else torch.contiguous_format
+                x = images.detach().clone(memory_format=layout).requires_grad_(True)
+                forward = getattr(shadow, "logits", None)
+                logits = (forward if callable(forward) else shadow)(x)
+                mask = target_mask(target, logits.detach())
+                background = isinstance(target, str) and target == "background"
+                relevance = start_relevance(logits.detach(), mask, start, background=background)
+                if not mask.any():
+                    logger.debug("empty target: all relevance is 0")
+                wanted = (
+                    [x] + [outputs[n] for n in names] + [inputs[n] for n in names if layer_inputs]
+                )
+                grads = torch.autograd.grad(
+                    logits, wanted, grad_outputs=relevance, allow_unused=True
+                )
+        finally:
+            for handle in handles:
+                handle.remove()
+        grads = [torch.zeros_like(w) if g is None else g for w, g in zip(wanted, grads)]
+        n = len(names)
+        return Explanation(
+            input=grads[0].contiguous(),
+            layers=OrderedDict(zip(names, grads[1 : 1 + n])),
+            output=relevance.contiguous(),
+            logits=logits.detach().contiguous(),
+            target=mask.contiguous(),
+            composite=self.composite_name,
+            layer_inputs=OrderedDict(zip(names, grads[1 + n :])) if layer_inputs else OrderedDict(),
+        )
+
+
 def explain(
     model: nn.Module,
     images: torch.Tensor,
@@ -66,7 +141,7 @@ def explain(
     start: str | torch.Tensor = "logit",
     layer_inputs: bool = False,
 ) -> Explanation:
-    """Layer-wise relevance propagation of ``model`` on ``images``, in one forward + one backward pass.
+    """Layer-wise relevance propagation of ``model`` on ``images``: one forward, one backward pass.
 
     ``model``: any module built from the layers listed in ``canonize.check_supported`` (e.g.
     ``Generator``); its ``logits`` method is explained if it has one, else ``forward``. It is left
@@ -76,49 +151,15 @@ def explain(
     ``target``: see ``targets.target_mask`` ("mask", "background", ("pixel", y, x),
     ("box", y0, x0, y1, x1) or a bool tensor). ``start``: "logit" (the logit at the target, negated
     for "background") or "ones"; see ``targets.start_relevance``. ``composite``: a name in
-    ``COMPOSITES`` or a ``Composite``. ``layers``: True records every direct child of the model,
-    False none, or give module names. ``layer_inputs``: also record the relevance at each
-    recorded block's input.
+    ``COMPOSITES`` or a ``Composite``. ``layers``: True records every direct child of the model
+    (for ``Generator`` the 16 blocks), False none, or a list of module names. ``layer_inputs``:
+    also record the relevance at each recorded block's input (for exact conservation checks).
+    Layer maps may come back in channels-last memory layout (``.contiguous()`` before ``.view``).
+    To explain many batches with one model, build an ``Explainer`` once instead.
     Raises KeyError for an unknown composite, ValueError for a bad target or start,
     UnsupportedLayerError for a layer without a rule.
     """
-    comp, comp_name = (composite, "custom") if isinstance(composite, Composite) else (
-        get_composite(composite), composite
-    )
-    shadow = prepare(model, comp)
-    reference = next(model.parameters(), None)
-    if reference is not None:
-        images = images.to(device=reference.device, dtype=reference.dtype)
-    names = _layer_names(shadow, layers)
-    outputs: dict[str, torch.Tensor] = {}
-    inputs: dict[str, torch.Tensor] = {}
-    for name in names:
-        module = shadow.get_submodule(name)
-        module.register_forward_hook(_capture(outputs, name))
-        if layer_inputs:
-            module.register_forward_pre_hook(_separate_input(inputs, name))
-    with torch.inference_mode(False), torch.enable_grad():
-        # channels-last: oneDNN's fast layout for (transposed) convolutions on CPU
-        layout = torch.channels_last if images.ndim == 4 else torch.contiguous_format
-        x = images.detach().clone(memory_format=layout).requires_grad_(True)
-        forward = getattr(shadow, "logits", None)
-        logits = (forward if callable(forward) else shadow)(x)
-        mask = target_mask(target, logits.detach())
-        relevance = start_relevance(logits.detach(), mask, start, background=target == "background")
-        if not mask.any():
-            logger.debug("empty target: all relevance is 0")
-        wanted = [x] + [outputs[n] for n in names] + [inputs[n] for n in names if layer_inputs]
-        grads = torch.autograd.grad(logits, wanted, grad_outputs=relevance, allow_unused=True)
-    grads = [torch.zeros_like(w) if g is None else g for w, g in zip(wanted, grads)]
-    return Explanation(
-        input=grads[0],
-        layers=OrderedDict(zip(names, grads[1:1 + len(names)])),
-        output=relevance,
-        logits=logits.detach(),
-        target=mask,
-        composite=comp_name,
-        layer_inputs=OrderedDict(zip(names, grads[1 + len(names):])) if layer_inputs else OrderedDict(),
-    )
+    return Explainer(model, composite)(images, target, layers, start, layer_inputs)
 
 
 def _layer_names(shadow: nn.Module, layers: bool | Sequence[str]) -> list[str]:

@@ -1,4 +1,4 @@
-"""The LRP engine: every rule as one custom autograd function, so one backward pass gives all relevances.
+"""The LRP engine: each rule is a custom autograd function; one backward pass gives all relevances.
 
 Each (transposed) convolution or linear layer of the prepared copy runs ``_RuleFunction``: its
 forward computes the layer's normal output ``z`` (what the rest of the network sees) plus whatever
@@ -47,10 +47,11 @@ class UnsupportedLayerError(TypeError):
 class LinearOp:
     """A Linear, Conv2d or ConvTranspose2d, with any following BatchNorm folded in.
 
-    ``forward(x, W, b)`` is the layer with weights ``W`` (bias ``b`` or none); ``transpose(g, W, x)``
-    its vector-Jacobian product w.r.t. the input, shaped like ``x``. ``weight`` and ``bias`` are the
-    folded parameters, computed once per explanation from detached views of the caller's
-    parameters (never written to); ``abs_weight`` and ``gamma_weight`` derive from them.
+    ``forward(x, W, b)`` is the layer with weights ``W`` (bias ``b`` or none);
+    ``transpose(g, W, x)`` its vector-Jacobian product w.r.t. the input, shaped like ``x``.
+    ``weight`` and ``bias`` are the folded parameters, computed once per preparation from detached
+    views of the caller's parameters (never written to); ``abs_weight`` and ``gamma_weight``
+    derive from them.
     """
 
     def __init__(self, layer: nn.Module, name: str) -> None:
@@ -64,11 +65,12 @@ class LinearOp:
         if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d)):
             if layer.padding_mode != "zeros":
                 raise UnsupportedLayerError(
-                    f"layer {name!r}: padding_mode={layer.padding_mode!r} is not supported (only 'zeros')"
+                    f"layer {name!r}: padding_mode={layer.padding_mode!r} is not supported "
+                    "(only 'zeros')"
                 )
             if isinstance(layer.padding, str):
                 raise UnsupportedLayerError(
-                    f"layer {name!r}: padding={layer.padding!r} is not supported; give it as numbers"
+                    f"layer {name!r}: padding={layer.padding!r} is not supported; give numbers"
                 )
             self.stride, self.padding = layer.stride, layer.padding
             self.dilation, self.groups = layer.dilation, layer.groups
@@ -90,7 +92,9 @@ class LinearOp:
                 "it cannot be folded into the preceding layer"
             )
         if bn.num_features != self.out_channels:
-            raise UnsupportedLayerError(f"BatchNorm {bn_name!r} does not match the channels of {self.name!r}")
+            raise UnsupportedLayerError(
+                f"BatchNorm {bn_name!r} does not match the channels of {self.name!r}"
+            )
         scale = torch.rsqrt(bn.running_var.detach() + bn.eps)
         if bn.weight is not None:
             scale = scale * bn.weight.detach()
@@ -120,7 +124,7 @@ class LinearOp:
         return self._derived["abs"]
 
     def gamma_weight(self, gamma: float) -> Tensor:
-        """``ρ(w) / (1 + γ)`` for ``ρ(w) = w + γ·w⁺``, in one pass: LeakyReLU with slope 1/(1 + γ)."""
+        """``ρ(w) / (1 + γ)`` for ``ρ(w) = w + γ·w⁺`` in one pass: LeakyReLU, slope 1/(1 + γ)."""
         key = ("gamma", gamma)
         if key not in self._derived:
             self._derived[key] = F.leaky_relu(self.weight, 1.0 / (1.0 + gamma))
@@ -144,7 +148,13 @@ class LinearOp:
             return F.linear(x, weight, bias)
         if self.transposed:
             return F.conv_transpose2d(
-                x, weight, bias, self.stride, self.padding, self.output_padding, self.groups,
+                x,
+                weight,
+                bias,
+                self.stride,
+                self.padding,
+                self.output_padding,
+                self.groups,
                 self.dilation,
             )
         return F.conv2d(x, weight, bias, self.stride, self.padding, self.dilation, self.groups)
@@ -157,8 +167,12 @@ class LinearOp:
         # A transposed convolution can land on several input sizes; pick the one of x.
         out_pad = [
             x.shape[2 + i]
-            - ((g.shape[2 + i] - 1) * self.stride[i] - 2 * self.padding[i]
-               + self.dilation[i] * (weight.shape[2 + i] - 1) + 1)
+            - (
+                (g.shape[2 + i] - 1) * self.stride[i]
+                - 2 * self.padding[i]
+                + self.dilation[i] * (weight.shape[2 + i] - 1)
+                + 1
+            )
             for i in range(2)
         ]
         return F.conv_transpose2d(
@@ -198,29 +212,43 @@ def _terms_gamma(rule: Gamma, op: LinearOp, x: Tensor, z: Tensor) -> list[Term]:
     g = rule.gamma
     bias = None if op.bias is None else (op.bias + g * op.bias.clamp(min=0)) / (1 + g)
     den = op.forward(x, op.gamma_weight(g), bias)
-    return [Term(None, _reciprocal(den, rule.stabilizer / (1 + g)), op.gamma_weight(g))]
+    # stab(d) = d + ε sign(d) in three passes; unlike Zennit's stabiliser it gives sign(-0.0) = -1,
+    # but a convolution's -0.0 needs every product and the bias to be -0.0.
+    den.add_(torch.copysign(torch.tensor(rule.stabilizer / (1 + g), dtype=den.dtype), den))
+    return [Term(None, den.reciprocal_(), op.gamma_weight(g))]
 
 
-def _terms_generalized_gamma(rule: GeneralizedGamma, op: LinearOp, x: Tensor, z: Tensor) -> list[Term]:
+def _terms_generalized_gamma(
+    rule: GeneralizedGamma, op: LinearOp, x: Tensor, z: Tensor
+) -> list[Term]:
     # With A = Σ_j |c_jk| = conv(|x|, |w|) and Σc^± = (z - b ± A)/2:
     #   z > 0: den = z + γ(Σc⁺ + b⁺) = (1 + γ/2) z + (γ/2)(A + |b|)
     #   z < 0: den = z + γ(Σc⁻ + b⁻) = (1 + γ/2) z - (γ/2)(A + |b|)
-    # so den = (1 + γ/2) z + sign(z)·t with t = (γ/2)(A + |b|) ≥ 0, and stab(den) adds ε·sign(z).
-    # Outputs with z = 0 are dropped: sign(z) = 0 there.
-    g = rule.gamma
+    # so stab(den) = κ z + sign(z) t with κ = 1 + γ/2 and t = (γ/2)(A + |b|) + ε. Outputs with
+    # z = 0 are dropped (sign(z) = 0 there). Computed as den' = stab(den)/κ, with t's offset as
+    # the convolution's bias, in four passes over the outputs.
+    g, eps = rule.gamma, rule.stabilizer
+    if g == 0:
+        return [Term(None, _masked_reciprocal(z, eps), op.weight)]
+    kappa = 1 + g / 2
     x_abs = x.abs()
-    t = op.forward(x_abs, op.abs_weight())
-    offset = rule.stabilizer if op.bias is None else op.channels(op.bias.abs() * (g / 2) + rule.stabilizer, t.ndim)
-    t = torch.add(torch.as_tensor(offset, dtype=t.dtype), t, alpha=g / 2)
-    den = torch.copysign(t, z, out=t).add_(z, alpha=1 + g / 2)
+    offset = torch.full((op.out_channels,), 2 * eps / g, dtype=z.dtype, device=z.device)
+    if op.bias is not None:
+        offset = offset + op.bias.abs()
+    t = op.forward(x_abs, op.abs_weight(), offset)  # A + |b| + 2ε/γ = t / (γ/2)
     sign = torch.sign(z)
-    inverse = torch.div(sign, den, out=den)  # sign(z) / stab(den) = 1/|stab(den)| where z ≠ 0
-    masked = sign.mul_(inverse)  # [z ≠ 0] / stab(den)
-    # R_j = Σ_k (c_jk + γ c_jk^±)/den_k R_k = x_j Jᵀ_w((1+γ/2) masked R) + |x_j| Jᵀ_|w|((γ/2) inverse R)
-    return [
-        Term(None, masked, op.weight, 1 + g / 2),
-        Term(x_abs, inverse, op.abs_weight(), g / 2),
-    ]
+    den = torch.addcmul(z, sign, t, value=g / 2 / kappa, out=t)  # stab(den) / κ
+    inverse = torch.div(sign, den, out=den)  # κ / |stab(den)| where z ≠ 0, else 0
+    masked = sign.mul_(inverse)  # κ [z ≠ 0] / stab(den)
+    # R_j = Σ_k (c_jk + γ c_jk^±) / stab(den_k) R_k
+    #     = x_j Jᵀ_w(κ [z≠0] R / stab(den)) + |x_j| Jᵀ_|w|((γ/2) sign(z) R / stab(den))
+    return [Term(None, masked, op.weight), Term(x_abs, inverse, op.abs_weight(), g / 2 / kappa)]
+
+
+def _masked_reciprocal(z: Tensor, eps: float) -> Tensor:
+    """``[z ≠ 0] / stab(z)``."""
+    sign = torch.sign(z)
+    return sign.mul_(_reciprocal(z, eps))
 
 
 def _terms_alpha_beta(rule: AlphaBeta, op: LinearOp, x: Tensor, z: Tensor) -> list[Term]:
@@ -250,7 +278,8 @@ def _terms_zbox(rule: ZBox, op: LinearOp, x: Tensor, z: Tensor) -> list[Term]:
     radius = torch.empty_like(x).copy_(torch.broadcast_to((high - low) / 2, x.shape))
     den = op.forward(shifted, op.weight).add_(op.forward(radius, op.abs_weight()))
     f = _reciprocal(den, rule.stabilizer)
-    return [Term(shifted, f, op.weight), Term(radius, f, op.abs_weight())]
+    # Two maps: the backward overwrites each coefficient map with its product with R.
+    return [Term(shifted, f, op.weight), Term(radius, f.clone(), op.abs_weight())]
 
 
 _RULE_TERMS = {
@@ -271,7 +300,9 @@ class _RuleFunction(torch.autograd.Function):
         terms = _RULE_TERMS[type(rule)](rule, op, x, z)
         ctx.op = op
         ctx.layout = [(t.weight, t.constant, t.factor is not None) for t in terms]
-        tensors = [x] + [t.coefficient for t in terms] + [t.factor for t in terms if t.factor is not None]
+        tensors = (
+            [x] + [t.coefficient for t in terms] + [t.factor for t in terms if t.factor is not None]
+        )
         ctx.save_for_backward(*tensors)
         return z
 
@@ -279,17 +310,16 @@ class _RuleFunction(torch.autograd.Function):
     def backward(ctx, relevance: Tensor):  # type: ignore[override]
         saved = ctx.saved_tensors
         x, n = saved[0], len(ctx.layout)
-        coefficients, factors = saved[1:1 + n], iter(saved[1 + n:])
+        coefficients, factors = saved[1 : 1 + n], iter(saved[1 + n :])
         result = None
-        zero = torch.zeros((), dtype=relevance.dtype, device=relevance.device)
         for coefficient, (weight, constant, has_factor) in zip(coefficients, ctx.layout):
-            scaled = torch.addcmul(zero, relevance, coefficient, value=constant)
-            back = ctx.op.transpose(scaled, weight, x)
+            # The coefficient maps are not needed after this: overwrite them (no new allocation).
+            back = ctx.op.transpose(torch.mul(relevance, coefficient, out=coefficient), weight, x)
             factor = next(factors) if has_factor else x
             if result is None:
-                result = back.mul_(factor)
+                result = back.mul_(factor) if constant == 1 else back.mul_(factor).mul_(constant)
             else:
-                result.addcmul_(factor, back)
+                result.addcmul_(factor, back, value=constant)
         return result, None, None
 
 

@@ -25,8 +25,8 @@ DEFAULT_GAMMA = 0.25  # the seed paper's γ and Zennit's default
 class Epsilon:
     """ε rule (Bach et al. 2015): ``R_j = Σ_k c_jk / stab(z_k) · R_k``.
 
-    ``epsilon = 0`` is LRP-0, the plain z-rule (Eq. 1 of the seed paper), ``R_j = Σ_k c_jk / z_k R_k``
-    with ``0/0 := 0`` where ``z_k = 0`` (no stabiliser at all, so it is exact).
+    ``epsilon = 0`` is LRP-0, the plain z-rule (Eq. 1 of the seed paper),
+    ``R_j = Σ_k c_jk / z_k R_k`` with ``0/0 := 0`` where ``z_k = 0`` (no stabiliser: exact).
     """
 
     epsilon: float = DEFAULT_STABILIZER
@@ -38,7 +38,7 @@ class Epsilon:
 
 @dataclass(frozen=True)
 class Gamma:
-    """γ rule as in Montavon et al. 2019 and the seed paper: ``ρ(w) = w + γ·w⁺`` on weights *and* bias,
+    """γ rule of Montavon et al. 2019 and the seed paper: ``ρ(w) = w + γ·w⁺`` on weights *and* bias,
 
     ``R_j = Σ_k x_j ρ(w_jk) / stab(Σ_j' x_j' ρ(w_j'k) + ρ(b_k)) · R_k``.
 
@@ -58,7 +58,7 @@ class Gamma:
 class GeneralizedGamma:
     """Generalised γ rule (Andéol et al. 2021), exactly as Zennit's ``Gamma`` computes it.
 
-    Outputs with ``z_k > 0`` amplify positive contributions, outputs with ``z_k < 0`` negative ones::
+    Outputs with ``z_k > 0`` amplify positive contributions, those with ``z_k < 0`` negative ones::
 
         z_k > 0:  R_j = Σ_k (c_jk + γ c_jk⁺) / stab(z_k + γ (Σ_j c_jk⁺ + b_k⁺)) · R_k
         z_k < 0:  R_j = Σ_k (c_jk + γ c_jk⁻) / stab(z_k + γ (Σ_j c_jk⁻ + b_k⁻)) · R_k
@@ -80,7 +80,7 @@ class GeneralizedGamma:
 class ZBox:
     """z^B rule for inputs bounded in ``[low, high]`` (Montavon et al. 2017), as Zennit's ``ZBox``:
 
-    ``R_j = Σ_k (x_j w_jk − l_j w_jk⁺ − h_j w_jk⁻) / stab(Σ_j' (x_j' w_j'k − l_j' w_j'k⁺ − h_j' w_j'k⁻)) · R_k``
+    ``R_j = Σ_k n_jk / stab(Σ_j' n_j'k) · R_k`` with ``n_jk = x_j w_jk − l_j w_jk⁺ − h_j w_jk⁻``
 
     (the bias cancels). ``low``/``high``: floats or tensors broadcastable to the layer input,
     e.g. (1, 3, 1, 1) per colour channel.
@@ -106,7 +106,9 @@ class AlphaBeta:
 
     def __post_init__(self) -> None:
         if self.alpha < 0 or self.beta < 0 or abs(self.alpha - self.beta - 1.0) > 1e-12:
-            raise ValueError(f"need alpha, beta >= 0 and alpha - beta = 1; got {self.alpha}, {self.beta}")
+            raise ValueError(
+                f"need alpha, beta >= 0 and alpha - beta = 1; got {self.alpha}, {self.beta}"
+            )
 
 
 Rule = Union[Epsilon, Gamma, GeneralizedGamma, ZBox, AlphaBeta]

@@ -31,7 +31,8 @@ def target_mask(target: Target, logits: torch.Tensor) -> torch.Tensor:
             return torch.broadcast_to(t, logits.shape).clone()
         except RuntimeError:
             raise ValueError(
-                f"target mask of shape {tuple(target.shape)} does not fit the output {tuple(logits.shape)}"
+                f"target mask of shape {tuple(target.shape)} does not fit the output "
+                f"{tuple(logits.shape)}"
             ) from None
     if target == "mask":
         return logits > 0
@@ -50,7 +51,8 @@ def target_mask(target: Target, logits: torch.Tensor) -> torch.Tensor:
             y0, x0, y1, x1 = (int(v) for v in target[1:])
             if not (0 <= y0 < y1 <= h and 0 <= x0 < x1 <= w):
                 raise ValueError(
-                    f"box ({y0}, {x0}, {y1}, {x1}) must satisfy 0 <= y0 < y1 <= {h}, 0 <= x0 < x1 <= {w}"
+                    f"box ({y0}, {x0}, {y1}, {x1}) must satisfy 0 <= y0 < y1 <= {h}, "
+                    f"0 <= x0 < x1 <= {w}"
                 )
             mask[..., y0:y1, x0:x1] = True
             return mask
@@ -61,7 +63,10 @@ def target_mask(target: Target, logits: torch.Tensor) -> torch.Tensor:
 
 
 def start_relevance(
-    logits: torch.Tensor, mask: torch.Tensor, start: str | torch.Tensor = "logit", background: bool = False
+    logits: torch.Tensor,
+    mask: torch.Tensor,
+    start: str | torch.Tensor = "logit",
+    background: bool = False,
 ) -> torch.Tensor:
     """The relevance at the output the propagation starts from, 0 outside ``mask``.
 
@@ -80,5 +85,7 @@ def start_relevance(
     elif start == "ones":
         value = torch.ones_like(logits)
     else:
-        raise ValueError(f"unknown start {start!r}; choose from {', '.join(STARTS)} or give a tensor")
+        raise ValueError(
+            f"unknown start {start!r}; choose from {', '.join(STARTS)} or give a tensor"
+        )
     return torch.where(mask, value, torch.zeros((), dtype=logits.dtype, device=logits.device))
