@@ -8,7 +8,8 @@ the warm-up:
   ``forward-cl`` the same in channels-last layout (often faster on CPU); ratios ("× fwd") are
   taken against the faster of the two;
 - ``endoxai <composite>``: ``explain(..., layers=True)``, one explanation with all 16 block maps,
-  including its per-call preparation (copy, BatchNorm folding, derived weights);
+  including its per-call preparation (copy, BatchNorm folding, derived weights); with
+  ``--prepared`` also ``Explainer(generator, composite)`` built once and then called per image;
 - ``zennit EpsilonGammaBox``: Zennit's ``EpsilonGammaBox(low=-1, high=1)`` with the same layer
   maps (if zennit is installed; torchvision stand-ins as in the tests);
 - ``naive paper``: the layer-by-layer procedure of Montavon et al. (2019): forward each layer
@@ -43,7 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from endoxai.explain import explain
+from endoxai.explain import Explainer, explain
 from endoxai.models import Generator
 
 REPO = Path(__file__).resolve().parents[1]
@@ -278,6 +279,10 @@ def run(args: argparse.Namespace) -> str:
                 methods[f"endoxai {c}"] = lambda c=c, x=x: explain(
                     generator, x, composite=c, layers=True
                 )
+        for c in ("epsilon-gamma-box", "paper"):
+            if c in args.methods and args.prepared:
+                explainer = Explainer(generator, c)  # built once: its preparation is not timed
+                methods[f"endoxai {c}, prepared"] = lambda e=explainer, x=x: e(x, layers=True)
         if zennit is not None:
             methods["zennit EpsilonGammaBox"] = lambda x=x: zennit_explain(zennit, generator, x)
         if "naive" in args.methods:
@@ -376,6 +381,11 @@ def main(argv: list[str] | None = None) -> int:
         default=[*COMPOSITES, "zennit", "naive"],
         choices=[*COMPOSITES, "zennit", "naive"],
         help="what to time besides the forward passes",
+    )
+    p.add_argument(
+        "--prepared",
+        action="store_true",
+        help="also time an Explainer built once (weight preparation amortised over calls)",
     )
     p.add_argument("--output", type=Path, help="also write the report (markdown) to this file")
     p.add_argument(
