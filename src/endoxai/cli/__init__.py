@@ -17,7 +17,9 @@ from endoxai.errors import UserError
 EXIT_OK, EXIT_ITEMS_FAILED, EXIT_USER_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 # Each module defines ``register(subparsers)``, which adds its parser and sets ``func`` (args -> int).
-COMMAND_MODULES = ("train", "predict", "evaluate", "explain", "data")
+COMMAND_MODULES = (
+    "train", "predict", "evaluate", "explain", "evaluate_explanations", "report", "data",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
