@@ -199,7 +199,7 @@ def test_cli(built_report, tmp_path, capsys):
     (["--run", "{tmp}/nope"], "run folder not found"),
     (["--run", "{tmp}"], "split.json not found"),
     (["--run", "{run}", "--faithfulness", "{tmp}/none"], "faithfulness results not found"),
-    (["--run", "{run}", "--composite", "bogus"], "unknown composite"),
+    (["--run", "{run}", "--max-images", "-1"], "--max-images must be >= 0"),
     (["--run", "{run}", "--data", "{tmp}/nodata"], "not found"),
 ])
 def test_cli_user_errors(built_report, tmp_path, capsys, args, message):

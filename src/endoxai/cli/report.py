@@ -20,6 +20,8 @@ It predicts the validation images of RUN/split.json with RUN/best.pt and shows
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from endoxai.explain import COMPOSITES
+
     p = sub.add_parser(
         "report",
         help="static HTML report of a run: metrics vs the paper, curves, gallery, faithfulness",
@@ -38,7 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--faithfulness", type=Path, metavar="DIR",
                    help="results of `endoxai evaluate-explanations` (default: RUN/faithfulness "
                         "if it exists)")
-    p.add_argument("--composite", default="epsilon-gamma-box", metavar="NAME",
+    p.add_argument("--composite", default="epsilon-gamma-box", choices=list(COMPOSITES),
                    help="LRP composite of the gallery heatmaps (default: %(default)s)")
     p.add_argument("--batch-size", type=int, default=4, metavar="N",
                    help="images per forward / LRP pass (default: %(default)s)")

@@ -588,28 +588,30 @@ def _pm(mean: float | None, sem: float | None) -> str:
 def curves_figure(summary: dict[str, dict[str, Any]], fractions: Sequence[float],
                   title: str | None = None) -> Figure:
     """Two panels, MoRF and LeRF: each method's mean logit over the explained pixels (averaged over
-    the images) against the share of the image perturbed; the legend gives each method's AOPC.
-    ``random`` is dashed black."""
-    fig = Figure(figsize=(12, 4.8), layout="constrained")
+    the images) against the share of the image perturbed, with one legend below them (the AOPC
+    values are in the table). ``random`` is dashed black."""
+    fig = Figure(figsize=(12, 5.4), layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, 2, sharey=True)
     x = 100 * np.asarray(fractions)
     colours = iter(_palette(len(summary)))
     styles = {m: ({"color": "black", "ls": "--"} if m == RANDOM else {"color": next(colours)})
               for m in summary}
-    for ax, order, label in zip(axes, ORDERS, ("MoRF: most relevant first (steep = good)",
-                                               "LeRF: least relevant first (flat = good)")):
+    for ax, order, label in zip(axes, ORDERS, ("MoRF: most relevant first (falls fast = good)",
+                                               "LeRF: least relevant first (stays high = good)")):
         for method, s in summary.items():
             curve = s.get(f"curve_{order}") or []
             if len(curve) != len(x):
                 continue
-            ax.plot(x, curve, marker=".", lw=1.5,
-                    label=f"{method} (AOPC {_num(s.get('aopc_' + order))})", **styles[method])
+            ax.plot(x, curve, marker=".", lw=1.5, label=method, **styles[method])
         ax.set_title(label, fontsize=11)
         ax.set_xlabel("image perturbed (%)")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
     axes[0].set_ylabel("mean logit over the explained pixels\n(mean over images)")
+    handles, labels = axes[0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="outside lower center", ncols=min(5, len(handles)),
+                   fontsize=9, frameon=False)
     if title:
         fig.suptitle(title, fontsize=11)
     return fig

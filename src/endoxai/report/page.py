@@ -34,7 +34,8 @@ img.plot { max-width: 100%; background: #fff; border: 1px solid #ddd; }
 .card h3 { margin: 0 0 .4rem; font-size: 1.05rem; } .card h3 code { font-size: .95rem; }
 .scores { color: #333; font-size: .9rem; margin-bottom: .5rem; }
 .panels { display: flex; flex-wrap: wrap; gap: .6rem; }
-.panels figure { width: 208px; } .panels img { width: 208px; height: 208px; image-rendering: auto; }
+.panels figure { width: 208px; }
+.panels img { width: 208px; height: 208px; border: 1px solid #ddd; }
 figcaption { font-size: .8rem; color: #444; text-align: center; }
 .layers { display: grid; grid-template-columns: repeat(8, 84px); gap: .35rem; margin-top: .6rem; }
 .layers img { width: 84px; height: 84px; image-rendering: pixelated; border: 1px solid #eee; }
