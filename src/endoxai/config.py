@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
 from dataclasses import dataclass, field
 from importlib import resources
@@ -19,6 +20,27 @@ from endoxai.errors import UserError
 SEG_LOSSES = ("none", "dice", "bce", "dice+bce")
 LR_SCHEDULES = ("constant", "linear")
 PRECISIONS = ("fp32", "bf16", "auto")
+
+
+_TYPES = {"bool": (bool, "true or false"), "int": (int, "an integer"),
+          "float": ((int, float), "a finite number"), "str": (str, "a string")}
+MAX_IMAGE_SIZE = 4096  # a larger model input does not fit in memory on any current machine
+MAX_SEED = 2**63 - 1  # torch.manual_seed's range for non-negative seeds
+
+
+def _check_types(config: Any, section: str) -> None:
+    """Every field holds its annotated type (TOML and checkpoints give untyped values); bool is
+    not accepted as a number, floats must be finite."""
+    for f in dataclasses.fields(config):
+        if f.type not in _TYPES:
+            continue
+        allowed, what = _TYPES[f.type]
+        value = getattr(config, f.name)
+        ok = isinstance(value, allowed) and (f.type == "bool" or not isinstance(value, bool))
+        if ok and f.type == "float":
+            ok = math.isfinite(value)
+        if not ok:
+            raise ValueError(f"{section}.{f.name} must be {what}; got {value!r}")
 
 
 def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
@@ -46,6 +68,7 @@ class AugmentConfig:
     saturation: float = 0.2  # multiplicative factor drawn from [1 - s, 1 + s]
 
     def __post_init__(self) -> None:
+        _check_types(self, "data.augment")
         for name in ("hflip", "vflip"):
             _check_range(f"augment.{name}", getattr(self, name), 0.0, 1.0)
         for name in ("scale", "shift", "brightness", "contrast", "saturation"):
@@ -59,8 +82,10 @@ class DataConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def __post_init__(self) -> None:
-        if self.image_size <= 0 or self.image_size % 256:
-            raise ValueError(f"data.image_size must be a positive multiple of 256; got {self.image_size}")
+        _check_types(self, "data")
+        if self.image_size <= 0 or self.image_size % 256 or self.image_size > MAX_IMAGE_SIZE:
+            raise ValueError(f"data.image_size must be a positive multiple of 256, at most "
+                             f"{MAX_IMAGE_SIZE}; got {self.image_size}")
         _check_range("data.val_fraction", self.val_fraction, 0.01, 0.9)
 
 
@@ -73,6 +98,7 @@ class ModelConfig:
     dropout: float = 0.5  # in the first three decoder blocks, pix2pix default
 
     def __post_init__(self) -> None:
+        _check_types(self, "model")
         _check_range("model.dropout", self.dropout, 0.0, 0.99)
         if self.in_channels < 1 or self.out_channels < 1:
             raise ValueError("model.in_channels and model.out_channels must be >= 1")
@@ -96,6 +122,7 @@ class TrainConfig:
     num_threads: int = 0  # torch intra-op threads; 0 = torch default
 
     def __post_init__(self) -> None:
+        _check_types(self, "train")
         if self.epochs < 1:
             raise ValueError(f"train.epochs must be >= 1; got {self.epochs}")
         if self.batch_size < 1:
@@ -114,6 +141,8 @@ class TrainConfig:
             raise ValueError(f"train.decay_fraction must be in (0, 1]; got {self.decay_fraction}")
         if self.num_threads < 0:
             raise ValueError("train.num_threads must be >= 0")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise ValueError(f"train.seed must be in [0, 2**63 - 1]; got {self.seed}")
 
 
 @dataclass(frozen=True)

@@ -120,7 +120,11 @@ def _masks_by_stem(folder: Path, role: str) -> dict[str, Path]:
     _check_folder(folder, role)
     by_stem: dict[str, list[Path]] = {}
     skipped = 0
-    for path in sorted(folder.iterdir()):
+    try:
+        entries = sorted(folder.iterdir())
+    except OSError as err:
+        raise UserError(f"cannot list {role} folder {folder}: {err.strerror or err}") from err
+    for path in entries:
         if path.name.startswith(".") or not path.is_file():
             continue
         if path.suffix.lower() not in MASK_SUFFIXES:

@@ -1,15 +1,24 @@
 """Atomic file writes: a temp file in the target folder, fsync, then rename over the target.
 
-A kill at any moment leaves either the old file or the complete new one, never half a file.
+A kill at any moment leaves either the old file or the complete new one, never half a file; a
+``kill -9`` can leave a hidden temp file ``.<name>.<8 hex>.tmp`` behind (remove_stale_temps).
+Also here: the guard that keeps outputs from overwriting inputs (``file_ids`` / ``is_one_of``).
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 
 from endoxai.errors import UserError
+
+log = logging.getLogger(__name__)
+
+_TEMP = re.compile(r"^\..+\.[0-9a-f]{8}\.tmp$")
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
@@ -36,4 +45,42 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
+    """UTF-8; file names that are not valid UTF-8 (surrogate escapes) keep their original bytes."""
+    atomic_write_bytes(path, text.encode("utf-8", errors="surrogateescape"))
+
+
+def remove_stale_temps(folder: str | Path) -> list[Path]:
+    """Delete the temp files a killed atomic write left directly in ``folder``; returns them.
+
+    Only call this on a folder no other process is writing to (a locked run folder).
+    """
+    removed = []
+    for path in Path(folder).glob(".*.tmp"):
+        if _TEMP.match(path.name) and path.is_file():
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    if removed:
+        log.info("removed %d temp file(s) left by an interrupted write in %s", len(removed), folder)
+    return removed
+
+
+def file_ids(paths: Iterable[str | Path]) -> frozenset[tuple[int, int]]:
+    """(device, inode) of every existing file in ``paths``: identifies a file whatever the path
+    spelling (symlinks, ``..``, hard links, case-insensitive file systems)."""
+    ids = set()
+    for p in paths:
+        try:
+            st = os.stat(p)
+        except OSError:
+            continue
+        ids.add((st.st_dev, st.st_ino))
+    return frozenset(ids)
+
+
+def is_one_of(path: str | Path, ids: frozenset[tuple[int, int]]) -> bool:
+    """True if ``path`` exists and is one of the files in ``ids`` (see file_ids)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    return (st.st_dev, st.st_ino) in ids

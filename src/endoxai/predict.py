@@ -13,10 +13,10 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm import tqdm
 
-from endoxai.data.io import list_inputs, read_image
+from endoxai.data.io import list_inputs, output_stems, read_image
 from endoxai.data.preprocess import resize_image, to_model_input
 from endoxai.errors import ItemError, UserError
-from endoxai.fileio import atomic_write_bytes
+from endoxai.fileio import atomic_write_bytes, file_ids, is_one_of
 from endoxai.runtime import autocast, resolve_device, resolve_precision
 from endoxai.train.checkpoint import load_generator
 
@@ -87,7 +87,10 @@ def predict_files(
 ) -> PredictSummary:
     """Write ``<output_dir>/<stem>.png`` (0/255, original size) for every readable input image.
 
-    Unreadable files are skipped with a one-line error and listed in ``failures``.
+    Unreadable files are skipped with a one-line error and listed in ``failures``. Two inputs
+    with one stem (``a.jpg`` + ``a.png``) get ``a_jpg.png`` and ``a_png.png``. An input file is
+    never overwritten, even when ``output_dir`` is (or is inside) the input folder: such an
+    output is skipped and listed in ``failures``.
     """
     if batch_size < 1:
         raise UserError("batch size must be >= 1")
@@ -97,15 +100,19 @@ def predict_files(
     g = g.to(memory_format=torch.channels_last)
     precision = resolve_precision(precision, dev)
     out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    inputs_resolved = {f.resolve() for f in files}
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"cannot create output folder {out}: {err.strerror or err}") from err
+    stems = output_stems(files)
+    inputs = file_ids(files)
     summary = PredictSummary()
     with tqdm(total=len(files), desc="predict", unit="img", disable=not progress) as bar:
         for paths, sizes, images in _batches(files, cfg.data.image_size, batch_size, summary.failures):
             logits = predict_logits(g, images, precision)
             for path, size, logit in zip(paths, sizes, logits):
-                target = out / f"{path.stem}.png"
-                if target.resolve() in inputs_resolved:
+                target = out / f"{stems[path]}.png"
+                if is_one_of(target, inputs):
                     summary.failures.append(f"{path}: output {target} would overwrite an input; skipped")
                     log.error("error: %s", summary.failures[-1])
                     continue

@@ -1,20 +1,27 @@
 """The ``endoxai`` command: a thin parser per subcommand, each calling one API function.
 
-Exit codes: 0 success; 1 the command ran but some items failed (each named on stderr);
-2 usage or user error (bad path, bad config, unreadable input); 130 interrupted (Ctrl-C).
+Exit codes: 0 success; 1 the command ran but some items failed (each named on stderr; for
+``data check``: the dataset has fatal problems); 2 usage or user error (bad path, bad config,
+unreadable checkpoint, a dataset that fails the check, a diverged training); 130 interrupted by
+SIGINT (Ctrl-C) and 143 by SIGTERM (``train`` first saves a resumable checkpoint).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 
 from endoxai import __version__
-from endoxai.errors import UserError
+from endoxai.errors import Interrupted, UserError
 
-EXIT_OK, EXIT_ITEMS_FAILED, EXIT_USER_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_ITEMS_FAILED, EXIT_USER_ERROR = 0, 1, 2
+EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130; SIGTERM gives 128 + 15 = 143
 
 # Each module defines ``register(subparsers)``, which adds its parser and sets ``func`` (args -> int).
 COMMAND_MODULES = (
@@ -39,24 +46,62 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.WARNING if args.quiet else logging.INFO,
-        format="%(message)s",
-        stream=sys.stderr,
-        force=True,
-    )
+    _tolerate_odd_names()
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_OneLineFormatter())
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
+                        handlers=[handler], force=True)
     try:
-        return int(args.func(args) or 0)
+        with _sigterm_interrupts():
+            return int(args.func(args) or 0)
     except UserError as err:
         if args.debug:
             raise
-        print(f"endoxai {args.command}: error: {err}", file=sys.stderr)
+        print(f"endoxai {args.command}: error: {_one_line(err)}", file=sys.stderr)
         return EXIT_USER_ERROR
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as err:  # Ctrl-C, or Interrupted (SIGINT / SIGTERM)
         if args.debug:
             raise
-        print(f"endoxai {args.command}: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        signum = err.signum if isinstance(err, Interrupted) else signal.SIGINT
+        print(f"endoxai {args.command}: {_one_line(err) or 'interrupted'}", file=sys.stderr)
+        return 128 + signum
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM raises Interrupted like Ctrl-C raises KeyboardInterrupt, so that cleanup runs
+    (atomic writes remove their temp file) and the exit code is 143 (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        raise Interrupted(signum)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _tolerate_odd_names() -> None:
+    """File names that are not valid UTF-8 must not crash printing: escape what cannot be shown."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(AttributeError, ValueError):
+            stream.reconfigure(errors="backslashreplace")
+
+
+class _OneLineFormatter(logging.Formatter):
+    """The message only, with newlines (e.g. inside a file name) escaped: one event, one line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return record.getMessage().replace("\r", "\\r").replace("\n", "\\n")
+
+
+def _one_line(err: BaseException) -> str:
+    """Messages are one line (file names with a newline in them are shown escaped)."""
+    return str(err).replace("\r", "\\r").replace("\n", "\\n")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,4 +1,4 @@
-"""`endoxai data download|info`: fetch an official dataset archive; summarise a dataset."""
+"""`endoxai data download|info|check`: fetch an official archive; summarise or check a dataset."""
 
 from __future__ import annotations
 
@@ -33,14 +33,47 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check(args: argparse.Namespace) -> int:
+    from endoxai.data.check import check_dataset
+
+    report = check_dataset(args.path, progress=not args.quiet)
+    for line in report.lines():
+        print(line)
+    return 1 if report.errors else 0
+
+
+CHECK_DESCRIPTION = """\
+Decode every image/mask pair of a dataset folder or archive and list every problem, one line
+each. Errors (exit code 1; `endoxai train` refuses the dataset):
+  unreadable       an image or mask cannot be decoded (empty, truncated, corrupt, not an image,
+                   decompression bomb, no permission)
+  size-mismatch    a mask's size differs from its image's (after EXIF orientation)
+  duplicate-name   two files with one id in a folder (a.jpg + a.png)
+  not-a-mask       more than half of a mask's pixels are mid-grey (32..223)
+Warnings (exit code 0; training goes on):
+  unpaired         image without mask or mask without image (ignored)
+  ignored-file     not an image file in the image/mask folder (.gif, .txt, folders, ...)
+  non-binary       1%..50% of a mask's pixels are mid-grey (thresholded at 127.5)
+  empty-mask       no foreground after thresholding (with a hint if the mask is not black)
+  full-mask        every pixel is foreground
+  tiny-image       smaller than 32 pixels on a side
+  duplicate-image  identical image bytes under different ids (a leak if in train and val)
+  split-unknown-id a split list names an id without a pair (ignored)
+  split-unlisted   a pair in no split list (not used)
+Exit code 2 when there is no dataset to check (missing path, no images/ + masks/ folders, no
+pair, an id in both split lists).
+"""
+
+
 def register(sub) -> None:
     from endoxai.data.download import DATASETS
 
     p = sub.add_parser(
         "data",
-        help="download a dataset archive, or summarise a dataset folder/archive",
+        help="download a dataset archive; summarise or check a dataset folder/archive",
         description="Datasets: download the official Kvasir archives; show what a folder or "
-        "archive contains (layout, image/mask pairs, unpaired files, split sizes).",
+        "archive contains (layout, image/mask pairs, unpaired files, split sizes); check it for "
+        "problems (unreadable files, size mismatches, non-binary or empty masks, duplicates).",
     )
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
 
@@ -74,3 +107,12 @@ def register(sub) -> None:
                    help="seed of the split for datasets without an official one "
                    "(default: %(default)s)")
     i.set_defaults(func=_info)
+
+    c = actions.add_parser(
+        "check",
+        help="decode every pair and list every problem (errors stop training; exit code 1)",
+        description=CHECK_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    c.add_argument("path", type=Path, metavar="DIR_OR_ARCHIVE")
+    c.set_defaults(func=_check)

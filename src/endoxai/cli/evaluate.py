@@ -31,11 +31,17 @@ def _run(args: argparse.Namespace) -> int:
         write_metrics_json,
         write_per_image_csv,
     )
+    from endoxai.fileio import file_ids, is_one_of
 
     csv_path = args.csv or (default_csv_path(args.output) if args.output else None)
     if args.output and csv_path and Path(args.output).resolve() == Path(csv_path).resolve():
         raise UserError(f"--output and --csv name the same file: {args.output}")
     result = evaluate_folders(args.pred, args.truth, progress=not args.quiet)
+    masks = file_ids([result.pred_dir / r.pred_file for r in result.per_image]
+                     + [result.truth_dir / r.truth_file for r in result.per_image])
+    for out in (args.output, csv_path):
+        if out is not None and is_one_of(out, masks):
+            raise UserError(f"{out} is one of the input masks; write the results elsewhere")
     print(format_table(result))
     if args.output:
         write_metrics_json(result, args.output)

@@ -10,6 +10,7 @@ Typical use in training::
 
 from endoxai.data.augment import augment
 from endoxai.data.cache import Arrays, decode_pair, load_arrays
+from endoxai.data.check import CheckReport, Problem, check_dataset
 from endoxai.data.download import DATASETS, download
 from endoxai.data.info import DatasetInfo, dataset_info
 from endoxai.data.io import list_images, list_inputs, read_image, read_mask
@@ -21,9 +22,12 @@ __all__ = [
     "LAYOUTS",
     "SPLIT_FILE",
     "Arrays",
+    "CheckReport",
     "DatasetIndex",
     "DatasetInfo",
+    "Problem",
     "augment",
+    "check_dataset",
     "dataset_info",
     "decode_pair",
     "download",

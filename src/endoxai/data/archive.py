@@ -10,6 +10,7 @@ members appear where ``tar -xf`` run in that folder would put them.
 from __future__ import annotations
 
 import io
+import logging
 import os
 import posixpath
 import tarfile
@@ -29,6 +30,8 @@ MASK_DIRS = ("masks", "mask", "labels", "label")
 SPLIT_FILES = ("train.txt", "val.txt", "test.txt")
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
 MAX_DIR_DEPTH = 3  # a folder is searched this many levels down for images/ + masks/ folders
+
+logger = logging.getLogger(__name__)
 
 _Entry = Union[Path, bytes, str]  # a file on disk, bytes in memory, or a member of the zip
 
@@ -173,6 +176,11 @@ def _archive_members(
         raise UserError(f"{where}: cannot read archive ({err})") from err
 
 
+def _unreadable_folder(err: OSError) -> None:
+    logger.warning("cannot read folder %s (%s); its files are ignored", err.filename,
+                   err.strerror or err)
+
+
 def open_tree(path: Path) -> FileTree:
     """Index ``path`` (a folder, a zip or a tar[.gz/.bz2/.xz]) without extracting anything.
 
@@ -187,7 +195,7 @@ def open_tree(path: Path) -> FileTree:
     if path.is_dir():
         tree = FileTree(path, "folder")
         base_depth = len(path.parts)
-        for dirpath, dirnames, filenames in os.walk(path):
+        for dirpath, dirnames, filenames in os.walk(path, onerror=_unreadable_folder):
             here = Path(dirpath)
             depth = len(here.parts) - base_depth
             dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d != "__MACOSX")
@@ -196,7 +204,8 @@ def open_tree(path: Path) -> FileTree:
             rel = here.relative_to(path).as_posix()
             for f in filenames:
                 name = _normalise(f if rel == "." else f"{rel}/{f}")
-                if name and _wanted(name):
+                # Only regular files: opening a FIFO named a.jpg would block forever.
+                if name and _wanted(name) and (here / f).is_file():
                     tree._add(name, here / f)
     elif zipfile.is_zipfile(path):
         tree = FileTree(path, "zip")

@@ -102,7 +102,8 @@ def _roots(files: dict[str, dict[str, list[str]]]) -> dict[str, dict[str, str]]:
 
 
 def _read_ids(tree: FileTree, name: str) -> list[str]:
-    text = tree.read_bytes(name).decode("utf-8-sig", errors="replace")
+    # surrogateescape: ids match file names that are not valid UTF-8 (as os.listdir gives them)
+    text = tree.read_bytes(name).decode("utf-8-sig", errors="surrogateescape")
     ids = []
     for line in text.splitlines():
         line = line.strip()

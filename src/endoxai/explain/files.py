@@ -2,7 +2,7 @@
 
 This is the driver behind ``endoxai explain``. For every input image it writes, into the output
 folder (``<stem>`` is the file name without its suffix; the full name with dots turned into
-underscores when two inputs share a stem):
+underscores when two inputs share a stem, compared case-insensitively):
 
 - ``<stem>_explanation.png``: image | input relevance summed over RGB | predicted mask
   (paper Fig. 2);
@@ -35,18 +35,19 @@ import torch
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from endoxai.data.io import list_inputs, read_image
+from endoxai.data.io import list_inputs, output_stems, read_image
 from endoxai.data.preprocess import resize_image, to_model_input
 from endoxai.errors import ItemError, UserError
 from endoxai.explain import COMPOSITES, STARTS, explain
 from endoxai.explain.targets import Target
-from endoxai.fileio import atomic_write_bytes
+from endoxai.fileio import atomic_write_bytes, file_ids, is_one_of
 from endoxai.train.checkpoint import load_generator
 from endoxai.viz.figures import explanation_figure, figure_png, layers_figure
 
 logger = logging.getLogger(__name__)
 
 TARGET_HELP = "mask | background | pixel:Y,X | box:Y0,X0,Y1,X1"
+OUTPUT_SUFFIXES = ("_explanation.png", "_layers.png", ".npz")  # appended to <stem>
 LAYER_PREFIX = "layer_"
 NPZ_KEYS = {
     "image": "uint8 (S, S, 3): the resized image the model saw",
@@ -129,6 +130,7 @@ class ExplainSummary:
     failed: list[tuple[str, str]] = field(default_factory=list)  # (file, one-line reason)
     sums: dict[str, list[float]] = field(default_factory=dict)
     shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)  # row -> (C, h, w)
+    inputs: frozenset[tuple[int, int]] = field(default_factory=frozenset, repr=False)  # file_ids
 
 
 def explain_files(
@@ -146,6 +148,8 @@ def explain_files(
 
     ``target`` is a string as for ``parse_target`` or an already parsed target. An unreadable image
     is logged as one line naming the file and listed in ``summary.failed``; the others still run.
+    An input file is never overwritten (an output folder may be the input folder): an image whose
+    outputs would replace an input is skipped and listed in ``summary.failed``.
     ``progress``: a tqdm bar over images; None = only for several images on a terminal.
     Raises UserError for a missing input, an unknown composite or start, a bad target or batch size.
     """
@@ -167,7 +171,8 @@ def explain_files(
     except OSError as err:
         raise UserError(f"cannot create output folder {output_dir}: {err.strerror or err}") from err
     summary = ExplainSummary(output_dir, composite, format_target(target), start)
-    stems = _output_stems(paths)
+    stems = output_stems(paths)
+    summary.inputs = file_ids(paths)
     show = progress if progress is not None else (None if len(paths) > 1 else False)
     with logging_redirect_tqdm(), tqdm(
         total=len(paths), unit="image", desc="explain", disable=None if show is None else not show
@@ -188,12 +193,6 @@ def _input_paths(inputs: str | Path | Sequence[str | Path]) -> list[Path]:
     return paths
 
 
-def _output_stems(paths: list[Path]) -> dict[Path, str]:
-    stems = [p.stem for p in paths]
-    # a.jpg and a.png in one folder must not overwrite each other's outputs.
-    return {p: p.stem if stems.count(p.stem) == 1 else p.name.replace(".", "_") for p in paths}
-
-
 def _explain_batch(
     generator: torch.nn.Module,
     batch: list[Path],
@@ -204,6 +203,13 @@ def _explain_batch(
 ) -> None:
     loaded: list[tuple[Path, np.ndarray]] = []
     for path in batch:
+        clash = next((o for o in _outputs(summary.output_dir / stems[path])
+                      if is_one_of(o, summary.inputs)), None)
+        if clash is not None:
+            reason = f"{path}: output {clash} would overwrite an input; skipped"
+            logger.error("%s", reason)
+            summary.failed.append((str(path), reason))
+            continue
         try:
             loaded.append((path, resize_image(read_image(path, name=str(path)), size)))
         except ItemError as err:
@@ -223,8 +229,20 @@ def _explain_batch(
                 "%s: the target is empty (e.g. no predicted foreground); all relevance is 0", path
             )
         _record_sums(exp, i, summary)
-        _write_outputs(arrays, summary.output_dir / stems[path], path.name, target, summary)
+        _write_outputs(arrays, summary.output_dir / stems[path], _printable(path.name), target,
+                       summary)
         summary.explained.append(str(path))
+
+
+def _printable(name: str) -> str:
+    """A file name that is not valid UTF-8 holds surrogates, which fonts cannot draw: show the
+    undecodable bytes as ``\\xe9`` instead."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _outputs(base: Path) -> list[Path]:
+    """The files written for one image: figure, layer grid, arrays."""
+    return [base.with_name(base.name + suffix) for suffix in OUTPUT_SUFFIXES]
 
 
 def _numpy(t: torch.Tensor) -> np.ndarray:
@@ -272,17 +290,18 @@ def _write_outputs(
     )
     fig = explanation_figure(arrays["image"], arrays["input_map"], arrays["mask"], title=title,
                              target=target)
-    atomic_write_bytes(base.with_name(base.name + "_explanation.png"), figure_png(fig))
+    figure, grid, npz = _outputs(base)
+    atomic_write_bytes(figure, figure_png(fig))
     names = [str(n) for n in arrays["layer_names"]]
     maps = {n: arrays[LAYER_PREFIX + n] for n in names}
     shapes = {n: tuple(s) for n, s in zip(names, arrays["layer_shapes"])}
     fig = layers_figure(
         maps, shapes, title=f"Relevance at each block's output, summed over channels — {title}"
     )
-    atomic_write_bytes(base.with_name(base.name + "_layers.png"), figure_png(fig, dpi=100))
+    atomic_write_bytes(grid, figure_png(fig, dpi=100))
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
-    atomic_write_bytes(base.with_name(base.name + ".npz"), buffer.getvalue())
+    atomic_write_bytes(npz, buffer.getvalue())
 
 
 def conservation_table(summary: ExplainSummary) -> str:

@@ -2,19 +2,26 @@
 
 A checkpoint is a dict of tensors and plain values::
 
-    {"format": "endoxai-checkpoint", "version": 1,
+    {"format": "endoxai-checkpoint", "version": 2,
      "config": Config.to_dict(),          # the full config: the model is rebuilt from it
      "epoch": int,                        # completed epochs
      "generator": state_dict, "discriminator": state_dict,
      "opt_g": state_dict, "opt_d": state_dict,
      "rng": {"torch": ByteTensor, "data": ByteTensor},   # global and data/augmentation generators
-     "best_dice": float, "history": [ {column: value} per epoch ]}
+     "best_dice": float, "best_epoch": int, "history": [ {column: value} per epoch ],
+     "partial": {"step": int, "order": LongTensor, "sums": {name: float}, "seconds": float}}
+
+``partial`` is there only in a checkpoint written mid-epoch (SIGINT / SIGTERM): ``step`` batches
+of epoch ``epoch + 1`` are done, in the permutation ``order``; the RNG states are those after
+that step, so resuming gives the same weights as never stopping. Version 1 files (no
+``partial``) are still read.
 """
 
 from __future__ import annotations
 
 import io
 import pickle
+import re
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +33,9 @@ from endoxai.fileio import atomic_write_bytes
 from endoxai.models import Generator
 
 FORMAT = "endoxai-checkpoint"
-VERSION = 1
+VERSION = 2  # 2: optional mid-epoch state ("partial")
 REQUIRED_KEYS = ("format", "version", "config", "generator")
+RESUME_KEYS = ("epoch", "discriminator", "opt_g", "opt_d", "rng", "best_dice", "history")
 
 
 def atomic_save(obj: Any, path: Path) -> None:
@@ -40,29 +48,61 @@ def atomic_save(obj: Any, path: Path) -> None:
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Read and validate a checkpoint; every failure is a UserError that says why."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise UserError(f"checkpoint not found: {path}")
+    if not path.is_file():
+        raise UserError(f"{path} is not a checkpoint file (a folder or a device?)")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
-        if "weights only" in str(err).lower():
+        refused = _refused_global(err)
+        if refused:
             raise UserError(
                 f"{path}: refused to load: it holds Python objects other than tensors and plain "
-                f"values, which could run code when unpickled (loading uses weights_only=True)"
+                f"values, which could run code when unpickled (loading uses weights_only=True); "
+                f"it asks for {refused}"
             ) from err
-        raise UserError(f"{path}: not a readable checkpoint (truncated or foreign file?): {err}") from err
+        raise UserError(f"{path}: not a readable checkpoint (truncated or foreign file?): "
+                        "unpickling failed") from err
+    except OSError as err:
+        raise UserError(f"{path}: cannot read checkpoint: {err.strerror or _first_line(err)}") \
+            from err
     except Exception as err:  # torch raises many types for foreign bytes (KeyError, RuntimeError...)
         raise UserError(
-            f"{path}: not a readable checkpoint (truncated or foreign file?): {type(err).__name__}: {err}"
+            f"{path}: not a readable checkpoint (truncated or foreign file?): "
+            f"{type(err).__name__}: {_first_line(err)}"
         ) from err
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise UserError(f"{path}: not an endoxai checkpoint (no 'format': '{FORMAT}' entry)")
     missing = [k for k in REQUIRED_KEYS if k not in ckpt]
     if missing:
         raise UserError(f"{path}: checkpoint lacks {', '.join(missing)}")
+    if not isinstance(ckpt["version"], int) or isinstance(ckpt["version"], bool):
+        raise UserError(f"{path}: checkpoint version {ckpt['version']!r} is not a number")
     if ckpt["version"] > VERSION:
         raise UserError(f"{path}: checkpoint version {ckpt['version']} is newer than supported ({VERSION})")
     return ckpt
+
+
+def check_resumable(ckpt: dict[str, Any], path: str | Path = "checkpoint") -> None:
+    """UserError unless ``ckpt`` holds everything training needs to continue."""
+    missing = [k for k in RESUME_KEYS if k not in ckpt]
+    if missing:
+        raise UserError(f"{path}: cannot resume: the checkpoint lacks {', '.join(missing)} "
+                        "(predict and explain can still use it)")
+
+
+def _refused_global(err: BaseException) -> str:
+    """The Python global (``posix.system``, a class...) that weights_only loading refused, as
+    torch's message names it, or "" when the failure was not a refusal (corrupt data)."""
+    match = re.search(r"GLOBAL\s+([\w.]+)", str(err))
+    return match.group(1) if match else ""
+
+
+def _first_line(err: BaseException) -> str:
+    """torch's state-dict errors span many lines; a one-line message keeps their first one."""
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__
 
 
 def config_of(ckpt: dict[str, Any], path: str | Path = "checkpoint") -> Config:
@@ -79,6 +119,7 @@ def load_generator(path: str | Path, map_location: str | torch.device = "cpu") -
     g = Generator(cfg.model.in_channels, cfg.model.out_channels, cfg.model.dropout)
     try:
         g.load_state_dict(ckpt["generator"])
-    except RuntimeError as err:
-        raise UserError(f"{path}: generator weights do not match its config: {err}") from err
+    except (RuntimeError, TypeError, AttributeError, KeyError, ValueError) as err:
+        raise UserError(f"{path}: generator weights do not match its config: "
+                        f"{_first_line(err)}") from err
     return g.to(map_location).eval(), cfg

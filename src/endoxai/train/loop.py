@@ -1,12 +1,28 @@
-"""``fit``: the training loop — data, steps, validation Dice, logging, checkpoints, resume."""
+"""``fit``: the training loop — data, steps, validation Dice, logging, checkpoints, resume.
+
+Robustness rules (each tested):
+
+- the dataset is checked first (``endoxai.data.check``): a fatal problem is a UserError before
+  anything is created or decoded;
+- one ``fit`` per run folder at a time (a lock file); temp files of a killed write are removed;
+- SIGINT / SIGTERM: the current step finishes, ``last.pt`` gets the mid-epoch state and
+  ``Interrupted`` is raised (the CLI exits 130 / 143); ``--resume`` then gives the same weights as
+  an uninterrupted run (CPU, same seed); a second signal stops at once;
+- ``kill -9``: every checkpoint is written atomically, so the last complete one stays loadable;
+- a NaN or infinite loss raises TrainingDiverged naming the step; nothing is saved after it.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import logging
+import math
+import signal
 import time
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -15,19 +31,29 @@ from tqdm import tqdm
 
 from endoxai.config import Config
 from endoxai.data import augment, find_dataset, load_arrays, resolve_split
+from endoxai.data.check import check_dataset
 from endoxai.data.preprocess import to_model_input
-from endoxai.errors import UserError
-from endoxai.fileio import atomic_write_text
+from endoxai.errors import Interrupted, TrainingDiverged, UserError
+from endoxai.fileio import atomic_write_text, remove_stale_temps
 from endoxai.metrics import confusion_counts, medai_scores
 from endoxai.models import build_models
 from endoxai.runtime import autocast, resolve_device, resolve_precision
-from endoxai.train.checkpoint import FORMAT, VERSION, atomic_save, config_of, load_checkpoint
+from endoxai.train.checkpoint import (
+    FORMAT,
+    VERSION,
+    atomic_save,
+    check_resumable,
+    config_of,
+    load_checkpoint,
+)
+from endoxai.train.interrupt import StopRequest
 from endoxai.train.schedule import lr_factor
 from endoxai.train.steps import train_step
 
 log = logging.getLogger(__name__)
 
 VAL_METRICS = ("dice", "jaccard", "accuracy", "recall", "precision")
+LOCK_FILE = ".lock"  # inside the run folder: one fit per run at a time
 
 
 @dataclass
@@ -37,6 +63,45 @@ class FitResult:
     best_dice: float
     best_epoch: int
     history: list[dict[str, Any]]
+
+
+@dataclass
+class EpochState:
+    """Where training stands inside an epoch, enough to continue it exactly: the epoch's
+    permutation of the training pairs, the batches done, the running sums of the step logs and
+    the seconds spent. Stored as ``partial`` in a mid-epoch checkpoint."""
+
+    order: torch.Tensor  # int64 (N,)
+    step: int = 0
+    sums: dict[str, float] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"order": self.order, "step": self.step, "sums": dict(self.sums),
+                "seconds": self.seconds}
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> EpochState:
+        return cls(raw["order"].long(), int(raw["step"]), dict(raw["sums"]), float(raw["seconds"]))
+
+
+@dataclass
+class _Run:
+    """The mutable state of one fit call: models, optimisers, RNG, progress, what is saved."""
+
+    cfg: Config
+    run_dir: Path
+    g: torch.nn.Module
+    d: torch.nn.Module
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    data_rng: torch.Generator
+    epoch: int = 0  # completed epochs
+    best_dice: float = -1.0
+    best_epoch: int = -1
+    history: list[dict[str, Any]] = field(default_factory=list)
+    partial: EpochState | None = None
+    saved: str = "no checkpoint was written"  # what last.pt holds, for messages
 
 
 def fit(
@@ -52,137 +117,281 @@ def fit(
     ``last.pt``, ``best.pt`` (highest validation Dice), ``history.csv``, ``config.toml``,
     ``split.json`` (when the split was drawn) and TensorBoard events under ``tb/``.
 
-    With ``resume``, the state of ``run_dir/last.pt`` (weights, optimisers, RNG, epoch) is restored
-    and training continues to ``cfg.train.epochs`` exactly as if never interrupted.
-    ``stop_after`` ends this call after that many epochs (time-sliced training: resume later).
+    With ``resume``, the state of ``run_dir/last.pt`` (weights, optimisers, RNG, epoch and, after an
+    interruption, the position inside the epoch) is restored and training continues to
+    ``cfg.train.epochs`` exactly as if never interrupted. ``stop_after`` ends this call after that
+    many epochs (time-sliced training: resume later). Raises UserError for a dataset that fails
+    the data check, Interrupted after SIGINT/SIGTERM (a resumable last.pt is written first) and
+    TrainingDiverged when a loss is not finite.
     """
     run_dir = Path(run_dir)
-    ckpt = _resume_state(run_dir) if resume else None
-    if ckpt is None and (run_dir / "last.pt").exists():
+    if stop_after is not None and stop_after < 1:
+        raise UserError(f"stop_after must be >= 1; got {stop_after}")
+    if resume and not (run_dir / "last.pt").is_file():
+        raise UserError(f"--resume: no checkpoint at {run_dir / 'last.pt'}")
+    if not resume and (run_dir / "last.pt").exists():
         raise UserError(f"{run_dir} already holds a run (last.pt): use --resume or another --out")
+    ckpt = _resume_state(run_dir) if resume else None
     tc = cfg.train
     dev = resolve_device(device)
     precision = resolve_precision(tc.precision, dev)
-    if tc.num_threads:
-        torch.set_num_threads(tc.num_threads)
-    torch.manual_seed(tc.seed)
-    data_rng = torch.Generator().manual_seed(tc.seed)
-
     index = find_dataset(data)
+    report = check_dataset(index, progress=progress)
+    report.raise_if_fatal()
+    report.log_warnings()
+
     run_dir.mkdir(parents=True, exist_ok=True)
-    splits = resolve_split(index, cfg.data.val_fraction, tc.seed, run_dir)
-    atomic_write_text(run_dir / "config.toml", cfg.to_toml())
-    train_set = load_arrays(index, splits["train"], cfg.data.image_size, progress=progress)
-    val_set = load_arrays(index, splits["val"], cfg.data.image_size, progress=progress)
-    for failure in train_set.failures + val_set.failures:
-        log.warning("skipped: %s", failure)
-    if len(train_set.stems) == 0 or len(val_set.stems) == 0:
-        raise UserError(f"{data}: no usable training or validation pairs")
-    log.info("data: %s layout, %d train / %d val pairs at %d px; precision %s on %s",
-             index.layout, len(train_set.stems), len(val_set.stems), cfg.data.image_size, precision, dev)
+    with _locked(run_dir):
+        remove_stale_temps(run_dir)
+        if tc.num_threads:
+            torch.set_num_threads(tc.num_threads)
+        torch.manual_seed(tc.seed)
+        splits = resolve_split(index, cfg.data.val_fraction, tc.seed, run_dir)
+        atomic_write_text(run_dir / "config.toml", cfg.to_toml())
+        train_set = load_arrays(index, splits["train"], cfg.data.image_size, progress=progress)
+        val_set = load_arrays(index, splits["val"], cfg.data.image_size, progress=progress)
+        if len(train_set.stems) == 0 or len(val_set.stems) == 0:
+            raise UserError(f"{data}: no usable training or validation pairs")
+        log.info("data: %s layout, %d train / %d val pairs at %d px; precision %s on %s",
+                 index.layout, len(train_set.stems), len(val_set.stems), cfg.data.image_size,
+                 precision, dev)
+        run = _build_run(cfg, run_dir, dev)
+        if ckpt is not None:
+            _restore(run, ckpt, len(train_set.stems))
+        end_epoch = tc.epochs if stop_after is None else min(tc.epochs, run.epoch + stop_after)
+        writer = _tensorboard(run_dir / "tb")
+        try:
+            with StopRequest() as stop:
+                for _ in range(run.epoch, end_epoch):
+                    _epoch(run, train_set, val_set, dev, autocast(precision, dev), writer, stop,
+                           progress, last=run.epoch + 1 == end_epoch)
+        finally:
+            if writer is not None:
+                writer.close()
+    return FitResult(run_dir, len(run.history), run.best_dice, run.best_epoch, run.history)
 
-    g, d = build_models(cfg.model)
-    g, d = (m.to(dev, memory_format=torch.channels_last) for m in (g, d))
-    opt_g = torch.optim.Adam(g.parameters(), tc.lr_g, betas=(tc.beta1, tc.beta2))
-    opt_d = torch.optim.Adam(d.parameters(), tc.lr_d, betas=(tc.beta1, tc.beta2))
-    start_epoch, best_dice, best_epoch, history = 0, -1.0, -1, []
-    if ckpt is not None:
-        g.load_state_dict(ckpt["generator"])
-        d.load_state_dict(ckpt["discriminator"])
-        opt_g.load_state_dict(ckpt["opt_g"])
-        opt_d.load_state_dict(ckpt["opt_d"])
-        torch.set_rng_state(ckpt["rng"]["torch"])
-        data_rng.set_state(ckpt["rng"]["data"])
-        start_epoch, best_dice, history = ckpt["epoch"], ckpt["best_dice"], list(ckpt["history"])
-        best_epoch = ckpt.get("best_epoch", -1)
-        log.info("resuming %s after epoch %d", run_dir, start_epoch)
 
-    writer = _tensorboard(run_dir / "tb")
-    amp = autocast(precision, dev)
-    end_epoch = tc.epochs if stop_after is None else min(tc.epochs, start_epoch + stop_after)
-    for epoch in range(start_epoch, end_epoch):
-        t0 = time.perf_counter()
-        factor = lr_factor(epoch, tc)
-        for opt, lr in ((opt_g, tc.lr_g), (opt_d, tc.lr_d)):
-            for group in opt.param_groups:
-                group["lr"] = lr * factor
-        g.train(), d.train()
-        sums: dict[str, float] = {}
-        order = torch.randperm(len(train_set.stems), generator=data_rng)
-        batches = order.split(tc.batch_size)
-        bar = tqdm(batches, desc=f"epoch {epoch + 1}/{tc.epochs}", disable=not progress, leave=False)
-        for step, idx in enumerate(bar, start=1):
+def _epoch(run: _Run, train_set, val_set, dev: torch.device, amp, writer, stop: StopRequest,
+           progress: bool, last: bool) -> None:
+    """Train one epoch (or its rest), validate, save; raise Interrupted when a signal came."""
+    tc = run.cfg.train
+    factor = lr_factor(run.epoch, tc)
+    for opt, lr in ((run.opt_g, tc.lr_g), (run.opt_d, tc.lr_d)):
+        for group in opt.param_groups:
+            group["lr"] = lr * factor
+    if run.partial is None:
+        run.partial = EpochState(torch.randperm(len(train_set.stems), generator=run.data_rng))
+    state = run.partial
+    t0 = time.perf_counter() - state.seconds
+    _train_batches(run, train_set, dev, amp, stop, progress)
+    state.seconds = time.perf_counter() - t0
+    scores = None if stop.requested else validate(run.g, val_set, tc.batch_size, dev, amp,
+                                                  should_stop=lambda: stop.requested)
+    if scores is None:
+        _save(run)
+        raise _interrupted(stop, run)
+    n_batches = math.ceil(len(train_set.stems) / tc.batch_size)
+    row: dict[str, Any] = {"epoch": run.epoch + 1, "lr_g": tc.lr_g * factor,
+                           "lr_d": tc.lr_d * factor}
+    row.update({k: v / n_batches for k, v in state.sums.items()})
+    row.update({f"val_{k}": v for k, v in scores.items()})
+    row["seconds"] = time.perf_counter() - t0
+    run.history.append(row)
+    improved = row["val_dice"] > run.best_dice
+    if improved:
+        run.best_dice, run.best_epoch = row["val_dice"], run.epoch + 1
+    run.epoch, run.partial = run.epoch + 1, None
+    _save(run, best=improved)
+    _write_history(run.run_dir / "history.csv", run.history)
+    if writer is not None:
+        for k, v in row.items():
+            if k != "epoch":
+                writer.add_scalar(k, v, run.epoch)
+        writer.flush()
+    log.info("epoch %d/%d  loss_g %.4f  loss_d %.4f  val_dice %.4f%s  (%.0f s)", run.epoch,
+             tc.epochs, row["loss_g"], row["loss_d"], row["val_dice"],
+             "  *best" if improved else "", row["seconds"])
+    if stop.requested and not last:
+        raise _interrupted(stop, run)
+
+
+def _train_batches(run: _Run, train_set, dev: torch.device, amp, stop: StopRequest,
+                   progress: bool) -> None:
+    """Run the epoch's remaining batches, stopping early (state kept) when a signal came."""
+    tc, state = run.cfg.train, run.partial
+    batches = state.order.split(tc.batch_size)
+    bar = tqdm(total=len(batches), initial=state.step, desc=f"epoch {run.epoch + 1}/{tc.epochs}",
+               disable=not progress, leave=False)
+    with bar:
+        for idx in batches[state.step:]:
+            if stop.requested:
+                return
             images = to_model_input(train_set.images[idx])
             masks = train_set.masks[idx].float()
-            if cfg.data.augment.enabled:
-                images, masks = augment(images, masks, cfg.data.augment, data_rng)
+            if run.cfg.data.augment.enabled:
+                images, masks = augment(images, masks, run.cfg.data.augment, run.data_rng)
             images = images.to(dev, memory_format=torch.channels_last)
             masks = masks.to(dev, memory_format=torch.channels_last)
-            logs = train_step(g, d, opt_g, opt_d, images, masks, tc, amp)
+            logs = train_step(run.g, run.d, run.opt_g, run.opt_d, images, masks, tc, amp)
+            _check_finite(logs, run, len(batches))
             for k, v in logs.items():
-                sums[k] = sums.get(k, 0.0) + v
-            bar.set_postfix(loss_g=f"{sums['loss_g'] / step:.3f}", loss_d=f"{sums['loss_d'] / step:.3f}")
-        row: dict[str, Any] = {"epoch": epoch + 1, "lr_g": tc.lr_g * factor, "lr_d": tc.lr_d * factor}
-        row.update({k: v / len(batches) for k, v in sums.items()})
-        row.update({f"val_{k}": v for k, v in validate(g, val_set, tc.batch_size, dev, amp).items()})
-        row["seconds"] = time.perf_counter() - t0
-        history.append(row)
-        improved = row["val_dice"] > best_dice
-        if improved:
-            best_dice, best_epoch = row["val_dice"], epoch + 1
-        state = {
-            "format": FORMAT, "version": VERSION, "config": cfg.to_dict(), "epoch": epoch + 1,
-            "generator": g.state_dict(), "discriminator": d.state_dict(),
-            "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
-            "rng": {"torch": torch.get_rng_state(), "data": data_rng.get_state()},
-            "best_dice": best_dice, "best_epoch": best_epoch, "history": history,
-        }
-        atomic_save(state, run_dir / "last.pt")
-        if improved:
-            atomic_save(state, run_dir / "best.pt")
-        _write_history(run_dir / "history.csv", history)
-        if writer is not None:
-            for k, v in row.items():
-                if k != "epoch":
-                    writer.add_scalar(k, v, epoch + 1)
-            writer.flush()
-        log.info("epoch %d/%d  loss_g %.4f  loss_d %.4f  val_dice %.4f%s  (%.0f s)", epoch + 1,
-                 tc.epochs, row["loss_g"], row["loss_d"], row["val_dice"], "  *best" if improved else "",
-                 row["seconds"])
-    if writer is not None:
-        writer.close()
-    return FitResult(run_dir, len(history), best_dice, best_epoch, history)
+                state.sums[k] = state.sums.get(k, 0.0) + v
+            state.step += 1
+            bar.update()
+            bar.set_postfix(loss_g=f"{state.sums['loss_g'] / state.step:.3f}",
+                            loss_d=f"{state.sums['loss_d'] / state.step:.3f}")
+
+
+def _check_finite(logs: dict[str, float], run: _Run, n_batches: int) -> None:
+    bad = {k: v for k, v in logs.items() if not math.isfinite(v)}
+    if bad:
+        step = run.partial.step + 1
+        values = ", ".join(f"{k}={v}" for k, v in bad.items())
+        raise TrainingDiverged(
+            f"training diverged at epoch {run.epoch + 1}, step {step} of {n_batches} (global step "
+            f"{run.epoch * n_batches + step}): {values}; nothing was saved after it "
+            f"({run.run_dir / 'last.pt'}: {run.saved}). Try a lower learning rate (--lr) or "
+            "--precision fp32"
+        )
+
+
+def _interrupted(stop: StopRequest, run: _Run) -> Interrupted:
+    signum = stop.signum if stop.signum is not None else signal.SIGINT
+    return Interrupted(
+        signum, f"interrupted by {signal.Signals(signum).name}; {run.run_dir / 'last.pt'}: "
+                f"{run.saved}; continue with --resume",
+    )
 
 
 @torch.no_grad()
-def validate(g: torch.nn.Module, val_set, batch_size: int, device: torch.device, amp) -> dict[str, float]:
-    """MedAI per-image metrics of ``logit > 0`` at model resolution, averaged over the split."""
+def validate(
+    g: torch.nn.Module,
+    val_set,
+    batch_size: int,
+    device: torch.device,
+    amp,
+    should_stop: Callable[[], bool] | None = None,
+) -> dict[str, float] | None:
+    """MedAI per-image metrics of ``logit > 0`` at model resolution, averaged over the split.
+
+    Returns None when ``should_stop()`` became true between two batches (validation abandoned).
+    """
     was_training = g.training
     g.eval()
     per_image: dict[str, list[torch.Tensor]] = {k: [] for k in VAL_METRICS}
-    for idx in torch.arange(len(val_set.stems)).split(batch_size):
-        images = to_model_input(val_set.images[idx]).to(device, memory_format=torch.channels_last)
-        with amp:
-            pred = g.logits(images).float() > 0
-        scores = medai_scores(confusion_counts(pred.cpu(), val_set.masks[idx].bool()))
-        for k in VAL_METRICS:
-            per_image[k].append(torch.as_tensor(scores[k], dtype=torch.float64))
-    g.train(was_training)
+    try:
+        for idx in torch.arange(len(val_set.stems)).split(batch_size):
+            if should_stop is not None and should_stop():
+                return None
+            images = to_model_input(val_set.images[idx]).to(device, memory_format=torch.channels_last)
+            with amp:
+                pred = g.logits(images).float() > 0
+            scores = medai_scores(confusion_counts(pred.cpu(), val_set.masks[idx].bool()))
+            for k in VAL_METRICS:
+                per_image[k].append(torch.as_tensor(scores[k], dtype=torch.float64))
+    finally:
+        g.train(was_training)
     return {k: torch.cat(v).mean().item() for k, v in per_image.items()}
+
+
+def _build_run(cfg: Config, run_dir: Path, dev: torch.device) -> _Run:
+    tc = cfg.train
+    g, d = build_models(cfg.model)
+    g, d = (m.to(dev, memory_format=torch.channels_last) for m in (g, d))
+    return _Run(
+        cfg, run_dir, g, d,
+        torch.optim.Adam(g.parameters(), tc.lr_g, betas=(tc.beta1, tc.beta2)),
+        torch.optim.Adam(d.parameters(), tc.lr_d, betas=(tc.beta1, tc.beta2)),
+        torch.Generator().manual_seed(tc.seed),
+    )
+
+
+def _restore(run: _Run, ckpt: dict[str, Any], n_train: int) -> None:
+    """Load the state of a checkpoint into ``run``; UserError if it does not fit."""
+    path = run.run_dir / "last.pt"
+    try:
+        run.g.load_state_dict(ckpt["generator"])
+        run.d.load_state_dict(ckpt["discriminator"])
+        run.opt_g.load_state_dict(ckpt["opt_g"])
+        run.opt_d.load_state_dict(ckpt["opt_d"])
+        torch.set_rng_state(ckpt["rng"]["torch"])
+        run.data_rng.set_state(ckpt["rng"]["data"])
+        run.epoch, run.best_dice = int(ckpt["epoch"]), float(ckpt["best_dice"])
+        run.history = list(ckpt["history"])
+        run.best_epoch = int(ckpt.get("best_epoch", -1))
+        run.partial = EpochState.from_dict(ckpt["partial"]) if "partial" in ckpt else None
+    except (RuntimeError, TypeError, ValueError, KeyError, AttributeError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UserError(f"{path}: cannot resume from this checkpoint: {first}") from err
+    if run.partial is not None and len(run.partial.order) != n_train:
+        raise UserError(f"{path}: stopped mid-epoch with {len(run.partial.order)} training pairs "
+                        f"but the dataset now gives {n_train}; restore the dataset to resume")
+    run.saved = _describe(run)
+    where = (f"epoch {run.epoch + 1}, step {run.partial.step}" if run.partial
+             else f"after epoch {run.epoch}")
+    log.info("resuming %s at %s", run.run_dir, where)
+
+
+def _save(run: _Run, best: bool = False) -> None:
+    """Write last.pt (and best.pt) atomically; mid-epoch when ``run.partial`` is set."""
+    state = {
+        "format": FORMAT, "version": VERSION, "config": run.cfg.to_dict(), "epoch": run.epoch,
+        "generator": run.g.state_dict(), "discriminator": run.d.state_dict(),
+        "opt_g": run.opt_g.state_dict(), "opt_d": run.opt_d.state_dict(),
+        "rng": {"torch": torch.get_rng_state(), "data": run.data_rng.get_state()},
+        "best_dice": run.best_dice, "best_epoch": run.best_epoch, "history": run.history,
+    }
+    if run.partial is not None:
+        state["partial"] = run.partial.to_dict()
+    atomic_save(state, run.run_dir / "last.pt")
+    if best:
+        atomic_save(state, run.run_dir / "best.pt")
+    run.saved = _describe(run)
+
+
+def _describe(run: _Run) -> str:
+    if run.partial is not None:
+        n = math.ceil(len(run.partial.order) / run.cfg.train.batch_size)
+        return f"resumable, epoch {run.epoch + 1} stopped after step {run.partial.step} of {n}"
+    return f"the last good checkpoint, after epoch {run.epoch}"
+
+
+@contextlib.contextmanager
+def _locked(run_dir: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``run_dir`` (released by the OS even after kill -9)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks; a second fit in one folder is not caught
+        yield
+        return
+    with open(run_dir / LOCK_FILE, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            raise UserError(f"{run_dir} is in use by another endoxai train") from err
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _resume_state(run_dir: Path) -> dict[str, Any]:
     path = run_dir / "last.pt"
     if not path.is_file():
         raise UserError(f"--resume: no checkpoint at {path}")
-    return load_checkpoint(path)
+    ckpt = load_checkpoint(path)
+    check_resumable(ckpt, path)
+    return ckpt
 
 
 def resume_config(run_dir: str | Path, epochs: int | None = None) -> Config:
     """The config stored in ``run_dir/last.pt``, optionally with more ``epochs``."""
     path = Path(run_dir) / "last.pt"
     cfg = config_of(_resume_state(Path(run_dir)), path)
-    return cfg.override(train={"epochs": epochs}) if epochs else cfg
+    try:
+        return cfg.override(train={"epochs": epochs}) if epochs else cfg
+    except ValueError as err:
+        raise UserError(f"invalid option: {err}") from err
 
 
 def _tensorboard(log_dir: Path):
