@@ -111,16 +111,13 @@ def test_epsilon_gamma_box_matches_zennit_with_merged_batchnorm_float32():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "ours_name, zennit_name",
-    [("alpha2-beta1", "EpsilonAlpha2Beta1"), ("alpha1-beta0", "EpsilonPlus")],
-)
-def test_alpha_beta_composites_match_zennit(ours_name, zennit_name):
+def test_alpha2_beta1_matches_zennit():
+    # alpha1-beta0 runs the same code with other constants; the dense references cover both.
     g = random_generator(seed=4, dtype=torch.float32)
     x = random_images(1, 256, seed=6, dtype=torch.float32)
-    ours = explain(g, x, target="mask", composite=ours_name, layers=False).input
+    ours = explain(g, x, target="mask", composite="alpha2-beta1", layers=False).input
     canonizers = [zennit.canonizers.SequentialMergeBatchNorm()]
-    theirs = zennit_relevance(g, x, getattr(zennit.composites, zennit_name)(canonizers=canonizers))
+    theirs = zennit_relevance(g, x, zennit.composites.EpsilonAlpha2Beta1(canonizers=canonizers))
     assert relative_error(ours, theirs) <= 1e-4
 
 
