@@ -83,13 +83,17 @@ def _fake_explanation(images: torch.Tensor) -> SimpleNamespace:
 def fake_engine(monkeypatch):
     calls = []
 
-    def fake_explain(generator, images, target, composite, layers, start):
-        calls.append({"n": images.shape[0], "target": target, "composite": composite,
-                      "start": start, "layers": layers,
-                      "lo": float(images.min()), "hi": float(images.max())})
-        return _fake_explanation(images)
+    class FakeExplainer:
+        def __init__(self, generator, composite):
+            self.composite = composite
 
-    monkeypatch.setattr(files, "explain", fake_explain)
+        def __call__(self, images, target, layers, start):
+            calls.append({"n": images.shape[0], "target": target, "composite": self.composite,
+                          "start": start, "layers": layers,
+                          "lo": float(images.min()), "hi": float(images.max())})
+            return _fake_explanation(images)
+
+    monkeypatch.setattr(files, "Explainer", FakeExplainer)
     monkeypatch.setattr(files, "load_generator", lambda path: (object(), Config()))
     return calls
 

@@ -38,7 +38,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from endoxai.data.io import list_inputs, output_stems, read_image
 from endoxai.data.preprocess import resize_image, to_model_input
 from endoxai.errors import ItemError, UserError
-from endoxai.explain import COMPOSITES, STARTS, explain
+from endoxai.explain import COMPOSITES, STARTS, Explainer
 from endoxai.explain.targets import Target
 from endoxai.fileio import atomic_write_bytes, file_ids, is_one_of
 from endoxai.train.checkpoint import load_generator
@@ -163,6 +163,7 @@ def explain_files(
         raise UserError(f"batch size must be >= 1; got {batch_size}")
     paths = _input_paths(inputs)
     generator, config = load_generator(checkpoint)
+    explainer = Explainer(generator, composite)  # prepared once (BN folding, rule weights)
     size = config.data.image_size
     _check_target_fits(target, size)
     output_dir = Path(output_dir)
@@ -179,7 +180,7 @@ def explain_files(
     ) as bar:
         for first in range(0, len(paths), batch_size):
             batch = paths[first:first + batch_size]
-            _explain_batch(generator, batch, stems, size, target, summary)
+            _explain_batch(explainer, batch, stems, size, target, summary)
             bar.update(len(batch))
     return summary
 
@@ -194,7 +195,7 @@ def _input_paths(inputs: str | Path | Sequence[str | Path]) -> list[Path]:
 
 
 def _explain_batch(
-    generator: torch.nn.Module,
+    explainer: Explainer,
     batch: list[Path],
     stems: dict[Path, str],
     size: int,
@@ -218,10 +219,7 @@ def _explain_batch(
     if not loaded:
         return
     images = torch.from_numpy(np.stack([image for _, image in loaded])).permute(0, 3, 1, 2)
-    exp = explain(
-        generator, to_model_input(images), target=target, composite=summary.composite,
-        layers=True, start=summary.start,
-    )
+    exp = explainer(to_model_input(images), target=target, layers=True, start=summary.start)
     for i, (path, image) in enumerate(loaded):
         arrays = _arrays(exp, i, image, path, summary)
         if not arrays["output"].any():
