@@ -56,7 +56,7 @@ def test_predict_files_matches_the_generator(checkpoint, tmp_path):
     # a 256x256 input needs no resizing: the written mask must be exactly sign(logit) of the model
     g = Generator()
     g.load_state_dict(torch.load(checkpoint, weights_only=True)["generator"])
-    x = torch.from_numpy(np.asarray(Image.open(folder / "a.png"))).permute(2, 0, 1)[None]
+    x = torch.from_numpy(np.array(Image.open(folder / "a.png"))).permute(2, 0, 1)[None]
     with torch.no_grad():
         expected = (g.eval().logits(x.float() / 127.5 - 1) > 0)[0, 0].numpy()
     written = np.asarray(Image.open(tmp_path / "out" / "a.png"))
