@@ -55,8 +55,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="patch side in pixels (default: image size / 32)")
     p.add_argument("--baseline", default="noise", choices=fa.BASELINES,
                    help="what perturbed patches become: uniform noise (default, as Samek et al.; "
-                        "on Kvasir-SEG models the others add polyp-like evidence), a blurred copy "
-                        "(Gaussian, sigma = 2 patches), the image's mean colour, or black")
+                        "the only one that removed evidence from our Kvasir-SEG model at every "
+                        "stage of training), a blurred copy (Gaussian, sigma = 2 patches), the "
+                        "image's mean colour, or black")
     p.add_argument("--methods", default="all", metavar="M[,M...]",
                    help=f"comma-separated subset of: {', '.join(fa.method_names())} "
                         "(default: all)")
