@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import copy
 import datetime
-import importlib.util
 import os
 import platform
 import re
@@ -36,7 +35,6 @@ import statistics
 import subprocess
 import sys
 import time
-import types
 from collections.abc import Callable
 from pathlib import Path
 
@@ -45,39 +43,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from endoxai.explain import Explainer, explain
+from endoxai.explain.zennit_compat import import_zennit
 from endoxai.models import Generator
 
 REPO = Path(__file__).resolve().parents[1]
 COMPOSITES = ("epsilon-gamma-box", "paper", "lrp0")
 GAMMA, EPS = 0.25, 1e-6  # the paper composite's γ and the stabiliser shared by all rules
-
-
-def import_zennit():
-    """zennit (with torchvision stand-ins if torchvision is missing), or None if not installed."""
-    if importlib.util.find_spec("zennit") is None:
-        return None
-    added = []
-    if importlib.util.find_spec("torchvision") is None:
-        resnet = types.ModuleType("torchvision.models.resnet")
-        resnet.BasicBlock = type("BasicBlock", (nn.Module,), {})
-        resnet.Bottleneck = type("Bottleneck", (nn.Module,), {})
-        models = types.ModuleType("torchvision.models")
-        models.resnet = resnet
-        tv = types.ModuleType("torchvision")
-        tv.models = models
-        stubs = {
-            "torchvision": tv,
-            "torchvision.models": models,
-            "torchvision.models.resnet": resnet,
-        }
-        added = [name for name in stubs if name not in sys.modules]
-        sys.modules.update({name: stubs[name] for name in added})
-    try:
-        import zennit.composites
-    finally:
-        for name in added:
-            del sys.modules[name]
-    return zennit
 
 
 # ---------------------------------------------------------------- Zennit with block maps

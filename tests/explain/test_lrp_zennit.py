@@ -8,9 +8,7 @@ just for the import and removed afterwards.
 from __future__ import annotations
 
 import copy
-import importlib
 import sys
-import types
 from pathlib import Path
 
 import pytest
@@ -18,39 +16,10 @@ import torch
 from torch import nn
 
 from endoxai.explain import explain
+from endoxai.explain.zennit_compat import import_zennit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # --import-mode=importlib: find lrp_models
 from lrp_models import random_generator, random_images
-
-
-def import_zennit():
-    """Import zennit (with torchvision stand-ins if torchvision is missing); None if absent."""
-    if importlib.util.find_spec("zennit") is None:
-        return None
-    stubs = {}
-    if importlib.util.find_spec("torchvision") is None:
-        resnet = types.ModuleType("torchvision.models.resnet")
-        resnet.BasicBlock = type("BasicBlock", (nn.Module,), {})
-        resnet.Bottleneck = type("Bottleneck", (nn.Module,), {})
-        models = types.ModuleType("torchvision.models")
-        models.resnet = resnet
-        tv = types.ModuleType("torchvision")
-        tv.models = models
-        stubs = {
-            "torchvision": tv,
-            "torchvision.models": models,
-            "torchvision.models.resnet": resnet,
-        }
-    added = [name for name in stubs if name not in sys.modules]
-    sys.modules.update({name: stubs[name] for name in added})
-    try:
-        import zennit.canonizers
-        import zennit.composites
-        import zennit.rules
-    finally:
-        for name in added:
-            del sys.modules[name]
-    return zennit
 
 
 zennit = import_zennit()
