@@ -51,7 +51,7 @@ def test_predict_files_matches_the_generator(checkpoint, tmp_path):
     Image.fromarray(rng.integers(0, 255, (256, 256, 3), dtype=np.uint8)).save(folder / "a.png")
     Image.fromarray(rng.integers(0, 255, (50, 70, 3), dtype=np.uint8)).save(folder / "b.png")
     summary = predict_files(checkpoint, folder, tmp_path / "out", batch_size=2, device="cpu",
-                            progress=False)
+                            precision="fp32", progress=False)
     assert not summary.failures and len(summary.written) == 2
     # a 256x256 input needs no resizing: the written mask must be exactly sign(logit) of the model
     g = Generator()
@@ -77,3 +77,27 @@ def test_never_overwrites_an_input(checkpoint, tmp_path):
 def test_missing_input(checkpoint, tmp_path):
     with pytest.raises(UserError, match="not found"):
         predict_files(checkpoint, tmp_path / "nope", tmp_path / "out", progress=False)
+
+
+def test_bf16_masks_agree_with_fp32(checkpoint, tmp_path):
+    """The default (auto) path may run bf16: its masks must match fp32 almost everywhere. An
+    untrained generator's logits sit near 0, the hardest case for sign agreement."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 255, (256, 256, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    masks = {}
+    for precision in ("fp32", "bf16"):
+        predict_files(checkpoint, folder, tmp_path / precision, batch_size=2, device="cpu",
+                      precision=precision, progress=False)
+        masks[precision] = np.stack([np.asarray(Image.open(tmp_path / precision / f"{i}.png"))
+                                     for i in range(3)])
+    assert (masks["fp32"] == masks["bf16"]).mean() > 0.97
+
+
+def test_fp16_is_refused_on_cpu(checkpoint, tmp_path):
+    from endoxai.errors import UserError
+
+    with pytest.raises(UserError, match="fp16"):
+        predict_files(checkpoint, tmp_path, tmp_path / "out", device="cpu", precision="fp16")

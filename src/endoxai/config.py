@@ -19,7 +19,8 @@ from endoxai.errors import UserError
 
 SEG_LOSSES = ("none", "dice", "bce", "dice+bce")
 LR_SCHEDULES = ("constant", "linear")
-PRECISIONS = ("fp32", "bf16", "auto")
+PRECISIONS = ("fp32", "bf16", "auto")  # training
+INFERENCE_PRECISIONS = ("fp32", "bf16", "fp16", "auto")  # fp16: CUDA only
 
 
 _TYPES = {"bool": (bool, "true or false"), "int": (int, "an integer"),

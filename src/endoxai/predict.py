@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -17,7 +18,7 @@ from endoxai.data.io import list_inputs, output_stems, read_image
 from endoxai.data.preprocess import resize_image, to_model_input
 from endoxai.errors import ItemError, UserError
 from endoxai.fileio import atomic_write_bytes, file_ids, is_one_of
-from endoxai.runtime import autocast, resolve_device, resolve_precision
+from endoxai.runtime import autocast, prefetch, resolve_device, resolve_precision
 from endoxai.train.checkpoint import load_generator
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,11 @@ class PredictSummary:
 
 @torch.no_grad()
 def predict_logits(g: torch.nn.Module, images: torch.Tensor, precision: str = "fp32") -> torch.Tensor:
-    """uint8 (N, 3, S, S) -> float32 (N, 1, S, S) pre-tanh logits of the eval-mode generator."""
+    """uint8 (N, 3, S, S) -> float32 (N, 1, S, S) pre-tanh logits of the eval-mode generator.
+
+    ``precision``: a resolved one (fp32 | bf16 | fp16, see ``runtime.resolve_precision``); the
+    input goes in channels-last layout (oneDNN's fast layout on CPU, tensor cores on CUDA).
+    """
     device = next(g.parameters()).device
     x = to_model_input(images).to(device, memory_format=torch.channels_last)
     with autocast(precision, device):
@@ -81,11 +86,16 @@ def predict_files(
     output_dir: str | Path,
     batch_size: int = 8,
     upsampling: str = "bilinear",
-    precision: str = "fp32",
+    precision: str = "auto",
     device: str = "auto",
     progress: bool = True,
 ) -> PredictSummary:
     """Write ``<output_dir>/<stem>.png`` (0/255, original size) for every readable input image.
+
+    ``precision``: fp32, bf16, fp16 (CUDA only) or auto (bf16 on CPUs with native bf16 and on
+    GPUs that have it, fp16 on older GPUs, else fp32). Decoding of the next batch runs in a
+    background thread while the model computes, and the masks are resized and written by a
+    second thread, so the generator is rarely idle.
 
     Unreadable files are skipped with a one-line error and listed in ``failures``. Two inputs
     with one stem (``a.jpg`` + ``a.png``) get ``a_jpg.png`` and ``a_png.png``. An input file is
@@ -94,34 +104,52 @@ def predict_files(
     """
     if batch_size < 1:
         raise UserError("batch size must be >= 1")
+    if upsampling not in UPSAMPLING:
+        raise UserError(f"upsampling must be one of {', '.join(UPSAMPLING)}; got {upsampling!r}")
     files = list_inputs(inputs)
     dev = resolve_device(device)
+    precision = resolve_precision(precision, dev, inference=True)
     g, cfg = load_generator(checkpoint, map_location=dev)
     g = g.to(memory_format=torch.channels_last)
-    precision = resolve_precision(precision, dev)
     out = Path(output_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise UserError(f"cannot create output folder {out}: {err.strerror or err}") from err
+    log.info("predict: %d image(s) at %d px, precision %s on %s", len(files), cfg.data.image_size,
+             precision, dev)
     stems = output_stems(files)
     inputs = file_ids(files)
     summary = PredictSummary()
-    with tqdm(total=len(files), desc="predict", unit="img", disable=not progress) as bar:
-        for paths, sizes, images in _batches(files, cfg.data.image_size, batch_size, summary.failures):
+    batches = _batches(files, cfg.data.image_size, batch_size, summary.failures)
+    with tqdm(total=len(files), desc="predict", unit="img", disable=not progress) as bar, \
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="endoxai-write") as writer:
+        pending = None
+        for paths, sizes, images in prefetch(batches):
             logits = predict_logits(g, images, precision)
-            for path, size, logit in zip(paths, sizes, logits):
-                target = out / f"{stems[path]}.png"
-                if is_one_of(target, inputs):
-                    summary.failures.append(f"{path}: output {target} would overwrite an input; skipped")
-                    log.error("error: %s", summary.failures[-1])
-                    continue
-                mask = logits_to_mask(logit, size, upsampling)
-                atomic_write_bytes(target, _png_bytes(mask))
-                summary.written.append(target)
+            if pending is not None:
+                pending.result()  # re-raises a write error; keeps at most one batch in flight
+            pending = writer.submit(_write_masks, paths, sizes, logits, out, stems, inputs,
+                                    upsampling, summary)
             bar.update(len(paths))
+        if pending is not None:
+            pending.result()
         bar.update(len(files) - bar.n)
     return summary
+
+
+def _write_masks(paths: list[Path], sizes: list[tuple[int, int]], logits: torch.Tensor, out: Path,
+                 stems: dict[Path, str], inputs, upsampling: str, summary: PredictSummary) -> None:
+    """Resize each logit map to its image's size, threshold, write the PNG (the writer thread)."""
+    for path, size, logit in zip(paths, sizes, logits):
+        target = out / f"{stems[path]}.png"
+        if is_one_of(target, inputs):
+            summary.failures.append(f"{path}: output {target} would overwrite an input; skipped")
+            log.error("error: %s", summary.failures[-1])
+            continue
+        mask = logits_to_mask(logit, size, upsampling)
+        atomic_write_bytes(target, _png_bytes(mask))
+        summary.written.append(target)
 
 
 def _png_bytes(mask: np.ndarray) -> bytes:

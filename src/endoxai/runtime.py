@@ -1,11 +1,16 @@
-"""Where and in which precision to run: device choice and autocast for fp32 / bf16."""
+"""Where and in which precision to run: device choice, autocast for fp32 / bf16 / fp16, and a
+background prefetcher that overlaps decoding with compute."""
 
 from __future__ import annotations
 
 import contextlib
 import functools
 import logging
+import queue
+import threading
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 
@@ -37,12 +42,20 @@ def cpu_has_native_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """``auto`` -> ``bf16`` where the hardware runs it natively, else ``fp32``."""
+def resolve_precision(precision: str, device: torch.device, inference: bool = False) -> str:
+    """``auto`` -> ``bf16`` where the hardware runs it natively, else ``fp32``; for inference on a
+    CUDA GPU without bf16, ``fp16`` (training in fp16 would need loss scaling, so it stays fp32).
+
+    ``fp16`` is accepted on CUDA only (CPUs have no fast fp16 path): UserError elsewhere.
+    """
+    if precision == "fp16" and device.type != "cuda":
+        raise UserError("fp16 autocast is for CUDA GPUs; on a CPU use bf16 (or auto)")
     if precision != "auto":
         return precision
     if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+        if torch.cuda.is_bf16_supported():
+            return "bf16"
+        return "fp16" if inference else "fp32"
     return "bf16" if cpu_has_native_bf16() else "fp32"
 
 
@@ -50,4 +63,50 @@ def autocast(precision: str, device: torch.device) -> contextlib.AbstractContext
     """Autocast context for the resolved precision (fp32: a no-op context)."""
     if precision == "bf16":
         return torch.autocast(device.type, dtype=torch.bfloat16)
+    if precision == "fp16":
+        return torch.autocast(device.type, dtype=torch.float16)
     return contextlib.nullcontext()
+
+
+T = TypeVar("T")
+_DONE = object()
+
+
+def prefetch(items: Iterable[T], depth: int = 1) -> Iterator[T]:
+    """Yield ``items`` while a background thread already produces the next ``depth`` of them.
+
+    For decoding (PIL releases the GIL) overlapped with model compute. An exception raised by
+    ``items`` is re-raised here, at the position where it happened. Closing the returned
+    generator early (break, Ctrl-C) stops the thread after the item it is producing.
+    """
+    buffer: queue.Queue = queue.Queue(maxsize=max(1, depth))
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if stop.is_set():
+                    return
+                buffer.put((item, None))
+        except BaseException as err:  # handed to the consumer, raised there
+            buffer.put((_DONE, err))
+            return
+        buffer.put((_DONE, None))
+
+    worker = threading.Thread(target=produce, name="endoxai-prefetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item, err = buffer.get()
+            if err is not None:
+                raise err
+            if item is _DONE:
+                return
+            yield item
+    finally:
+        stop.set()
+        while worker.is_alive():  # unblock a producer waiting on a full buffer
+            try:
+                buffer.get_nowait()
+            except queue.Empty:
+                worker.join(timeout=0.05)

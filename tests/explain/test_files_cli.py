@@ -84,12 +84,12 @@ def fake_engine(monkeypatch):
     calls = []
 
     class FakeExplainer:
-        def __init__(self, generator, composite):
-            self.composite = composite
+        def __init__(self, generator, composite, precision="fp32"):
+            self.composite, self.precision = composite, precision
 
         def __call__(self, images, target, layers, start):
             calls.append({"n": images.shape[0], "target": target, "composite": self.composite,
-                          "start": start, "layers": layers,
+                          "precision": self.precision, "start": start, "layers": layers,
                           "lo": float(images.min()), "hi": float(images.max())})
             return _fake_explanation(images)
 
@@ -111,7 +111,7 @@ def test_single_image_npz_and_figures(tmp_path, fake_engine):
                             composite="paper", start="ones")
     assert summary.explained == [str(tmp_path / "polyp.png")] and summary.failed == []
     assert fake_engine == [{"n": 1, "target": ("pixel", 3, 4), "composite": "paper",
-                            "start": "ones", "layers": True,
+                            "precision": "fp32", "start": "ones", "layers": True,
                             "lo": pytest.approx(-1, abs=0.05), "hi": pytest.approx(1, abs=0.05)}]
     assert sorted(p.name for p in out.iterdir()) == [
         "polyp.npz", "polyp_explanation.png", "polyp_layers.png"]  # no temp files left behind

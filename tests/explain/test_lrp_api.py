@@ -290,3 +290,36 @@ def test_explainer_reuse_matches_explain():
     assert list(second.layer_inputs) == [] and list(first.layer_inputs) == ["1", "4"]
     shadow = explainer._shadow
     assert all(not m._forward_hooks and not m._forward_pre_hooks for m in shadow.modules())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("composite", ["epsilon-gamma-box", "alpha1-beta0"])
+def test_bf16_explanation_approximates_fp32(composite):
+    """bf16 autocast is an approximation of the exact fp32 propagation: the input map must stay
+    highly correlated with it and the relevance total close; results come back as float32."""
+    g = random_generator(seed=3, dtype=torch.float32)
+    x = random_images(1, 256, seed=5, dtype=torch.float32)
+    exact = explain(g, x, composite=composite, layers=["down4", "up4"])
+    fast = explain(g, x, composite=composite, layers=["down4", "up4"], precision="bf16")
+    assert fast.input.dtype == fast.layers["up4"].dtype == fast.logits.dtype == torch.float32
+    for a, b in ((exact.input, fast.input), (exact.layers["up4"], fast.layers["up4"])):
+        a, b = a.flatten().double(), b.flatten().double()
+        assert torch.corrcoef(torch.stack([a, b]))[0, 1] > 0.99
+    total, approx = exact.input.sum().item(), fast.input.sum().item()
+    assert abs(approx - total) <= 0.02 * abs(exact.output.sum().item())
+    # the explained target is the bf16 model's own mask: nearly the fp32 one
+    assert (exact.target == fast.target).float().mean() > 0.97
+
+
+def test_auto_precision_keeps_unstable_composites_in_fp32(monkeypatch):
+    from endoxai import runtime
+    from endoxai.explain import Explainer
+
+    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: True)
+    net = _small_net()
+    assert Explainer(net, "epsilon-gamma-box", "auto").precision == "bf16"
+    for name in ("paper", "lrp0"):  # denominators through zero: rounding is amplified
+        assert Explainer(net, name, "auto").precision == "fp32"
+        assert Explainer(net, name, "bf16").precision == "bf16"  # an explicit choice is kept
+    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: False)
+    assert Explainer(net, "epsilon-gamma-box", "auto").precision == "fp32"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from endoxai.config import PRECISIONS
+from endoxai.config import INFERENCE_PRECISIONS
 from endoxai.predict import UPSAMPLING
 
 
@@ -23,7 +23,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--upsampling", choices=UPSAMPLING, default="bilinear",
                    help="back to original size: threshold after bilinear interpolation of the "
                    "logits (default) or nearest-neighbour repeat of the model-size mask")
-    p.add_argument("--precision", choices=PRECISIONS, default="fp32")
+    p.add_argument("--precision", choices=INFERENCE_PRECISIONS, default="auto",
+                   help="auto (default): bf16 autocast on CPUs with native bf16 (AVX512-BF16 / "
+                   "AMX) and on bf16 GPUs, fp16 on older GPUs, else fp32; fp16 is CUDA-only")
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)

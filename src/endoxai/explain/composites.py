@@ -22,11 +22,17 @@ class Composite:
     ``first_map`` applies only to the first layer, in ``model.named_modules()`` order, that matches
     one of its entries (Zennit's ``SpecialFirstLayerMapComposite``: for a network registered in
     forward order that is the input layer). ``layer_map`` covers all other layers.
+
+    ``low_precision``: the rules' denominators stay away from zero (z⁺ / z⁻ taken apart, or a box
+    bound), so bf16 rounding changes relevance only slightly; ``precision="auto"`` uses bf16 only
+    for such composites. LRP-0 and the plain γ rule divide by sums that can pass through zero,
+    where rounding is amplified without bound: they stay in fp32 under ``auto``.
     """
 
     layer_map: LayerMap
     first_map: LayerMap = ()
     description: str = ""
+    low_precision: bool = False
 
     def assign(self, layers: Iterable[tuple[str, nn.Module]]) -> dict[str, Rule]:
         """Rule for each ``(name, layer)`` in the given order; KeyError names an unmatched layer."""
@@ -96,6 +102,7 @@ def _epsilon_gamma_box() -> Composite:
         layer_map=((CONVOLUTIONS, GeneralizedGamma(gamma=0.25)), ((nn.Linear,), Epsilon(1e-6))),
         description="z^B (box [-1, 1]) at the first convolution, generalised γ = 0.25 at every "
         "other (transposed) convolution, ε = 1e-6 at linear layers (Kohlbrenner et al. 2020)",
+        low_precision=True,
     )
 
 
@@ -104,6 +111,7 @@ def _alpha2_beta1() -> Composite:
     return Composite(
         layer_map=((CONVOLUTIONS, AlphaBeta(2.0, 1.0)), ((nn.Linear,), Epsilon(1e-6))),
         description="α2β1 in every (transposed) convolution, ε = 1e-6 at linear layers",
+        low_precision=True,
     )
 
 
@@ -112,4 +120,5 @@ def _alpha1_beta0() -> Composite:
     return Composite(
         layer_map=((CONVOLUTIONS, AlphaBeta(1.0, 0.0)), ((nn.Linear,), Epsilon(1e-6))),
         description="α1β0 (z⁺) in every (transposed) convolution, ε = 1e-6 at linear layers",
+        low_precision=True,
     )

@@ -13,6 +13,7 @@ from torch import nn
 from endoxai.explain.canonize import prepare
 from endoxai.explain.composites import Composite, get_composite
 from endoxai.explain.targets import Target, start_relevance, target_mask
+from endoxai.runtime import autocast, resolve_precision
 
 logger = logging.getLogger(__name__)
 
@@ -65,9 +66,17 @@ class Explainer:
     call, an ``Explainer`` once (it keeps those derived weights: about twice the parameters'
     memory). The model must not change while an Explainer is in use: it reads the parameters as
     they were at construction (BatchNorm statistics, folded weights).
+
+    ``precision``: ``fp32`` (default: relevance is conserved to rounding, the tested guarantee),
+    ``bf16`` / ``fp16`` (the modified forward and its backward run under autocast: about 2.4x
+    faster on a CPU with native bf16; relevance then agrees with fp32 to a correlation of about
+    0.9999 and totals to about 1e-3, see docs/RESULTS.md) or ``auto`` (bf16 where the hardware has
+    it natively and the composite is ``low_precision``-safe, else fp32). Results are always
+    returned in float32.
     """
 
-    def __init__(self, model: nn.Module, composite: str | Composite = "epsilon-gamma-box") -> None:
+    def __init__(self, model: nn.Module, composite: str | Composite = "epsilon-gamma-box",
+                 precision: str = "fp32") -> None:
         if isinstance(composite, Composite):
             self.composite, self.composite_name = composite, "custom"
         else:
@@ -76,6 +85,10 @@ class Explainer:
         reference = next(model.parameters(), None)
         self._dtype = None if reference is None else reference.dtype
         self._device = None if reference is None else reference.device
+        if precision == "auto" and not self.composite.low_precision:
+            precision = "fp32"  # its denominators can pass through zero: see Composite
+        self.precision = resolve_precision(precision, self._device or torch.device("cpu"),
+                                           inference=True)
 
     def __call__(
         self,
@@ -99,7 +112,8 @@ class Explainer:
                 handles.append(module.register_forward_hook(_capture(outputs, name)))
                 if layer_inputs:
                     handles.append(module.register_forward_pre_hook(_separate_input(inputs, name)))
-            with torch.inference_mode(False), torch.enable_grad():
+            amp = autocast(self.precision, self._device or images.device)
+            with torch.inference_mode(False), torch.enable_grad(), amp:
                 # channels-last: oneDNN's fast layout for (transposed) convolutions on CPU
                 layout = torch.channels_last if images.ndim == 4 else torch.contiguous_format
                 x = images.detach().clone(memory_format=layout).requires_grad_(True)
@@ -120,6 +134,9 @@ class Explainer:
             for handle in handles:
                 handle.remove()
         grads = [torch.zeros_like(w) if g is None else g for w, g in zip(wanted, grads)]
+        if self.precision != "fp32":  # autocast left some maps in bf16 / fp16
+            grads = [g.float() for g in grads]
+            relevance, logits = relevance.float(), logits.float()
         n = len(names)
         return Explanation(
             input=grads[0].contiguous(),
@@ -140,6 +157,7 @@ def explain(
     layers: bool | Sequence[str] = True,
     start: str | torch.Tensor = "logit",
     layer_inputs: bool = False,
+    precision: str = "fp32",
 ) -> Explanation:
     """Layer-wise relevance propagation of ``model`` on ``images``: one forward, one backward pass.
 
@@ -154,12 +172,13 @@ def explain(
     ``COMPOSITES`` or a ``Composite``. ``layers``: True records every direct child of the model
     (for ``Generator`` the 16 blocks), False none, or a list of module names. ``layer_inputs``:
     also record the relevance at each recorded block's input (for exact conservation checks).
+    ``precision``: fp32 (exact), bf16 / fp16 / auto (faster, approximate; see ``Explainer``).
     Layer maps may come back in channels-last memory layout (``.contiguous()`` before ``.view``).
     To explain many batches with one model, build an ``Explainer`` once instead.
     Raises KeyError for an unknown composite, ValueError for a bad target or start,
     UnsupportedLayerError for a layer without a rule.
     """
-    return Explainer(model, composite)(images, target, layers, start, layer_inputs)
+    return Explainer(model, composite, precision)(images, target, layers, start, layer_inputs)
 
 
 def _layer_names(shadow: nn.Module, layers: bool | Sequence[str]) -> list[str]:

@@ -142,6 +142,7 @@ def explain_files(
     start: str = "logit",
     batch_size: int = 1,
     progress: bool | None = None,
+    precision: str = "fp32",
 ) -> ExplainSummary:
     """Explain every image in ``inputs`` (an image file, a folder of images, or a list of files)
     with the generator in ``checkpoint``; write figures and arrays to ``output_dir`` (module doc).
@@ -151,6 +152,7 @@ def explain_files(
     An input file is never overwritten (an output folder may be the input folder): an image whose
     outputs would replace an input is skipped and listed in ``summary.failed``.
     ``progress``: a tqdm bar over images; None = only for several images on a terminal.
+    ``precision``: of the LRP pass, see ``Explainer`` (fp32 conserves relevance to rounding).
     Raises UserError for a missing input, an unknown composite or start, a bad target or batch size.
     """
     if isinstance(target, str):
@@ -163,7 +165,8 @@ def explain_files(
         raise UserError(f"batch size must be >= 1; got {batch_size}")
     paths = _input_paths(inputs)
     generator, config = load_generator(checkpoint)
-    explainer = Explainer(generator, composite)  # prepared once (BN folding, rule weights)
+    # prepared once (BN folding, rule weights)
+    explainer = Explainer(generator, composite, precision)
     size = config.data.image_size
     _check_target_fits(target, size)
     output_dir = Path(output_dir)
