@@ -27,26 +27,20 @@ from __future__ import annotations
 
 import argparse
 import copy
-import datetime
-import os
-import platform
-import re
 import statistics
-import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from common import interleaved, load_average, machine, peak_rss, write_output
 from torch import nn
 
 from endoxai.explain import Explainer, explain
 from endoxai.explain.zennit_compat import import_zennit
 from endoxai.models import Generator
 
-REPO = Path(__file__).resolve().parents[1]
 COMPOSITES = ("epsilon-gamma-box", "paper", "lrp0")
 GAMMA, EPS = 0.25, 1e-6  # the paper composite's γ and the stabiliser shared by all rules
 
@@ -172,55 +166,6 @@ def naive_paper(
 
 
 # ---------------------------------------------------------------- measuring
-def _rss_kib(field: str) -> int:
-    return int(re.search(rf"{field}:\s+(\d+)", Path("/proc/self/status").read_text()).group(1))
-
-
-def peak_rss(fn: Callable[[], object]) -> tuple[float, float]:
-    """(peak RSS, rise over the RSS before) in MiB during one call of fn (Linux only)."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")  # resets the peak (VmHWM) to the current RSS
-    except OSError:
-        return float("nan"), float("nan")
-    before = _rss_kib("VmRSS")
-    fn()
-    peak = _rss_kib("VmHWM")
-    return peak / 1024, (peak - before) / 1024
-
-
-def machine() -> dict[str, str]:
-    model = "?"
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        model = re.search(r"Model name:\s*(.+)", out).group(1).strip()
-    except (OSError, subprocess.CalledProcessError, AttributeError):
-        pass
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            cwd=REPO,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = "?"
-    return {
-        "cpu": f"{model}, {os.cpu_count()} logical CPUs",
-        "torch": f"{torch.__version__}, {torch.get_num_threads()} threads",
-        "python": platform.python_version(),
-        "commit": commit,
-        "date": datetime.datetime.now().isoformat(timespec="seconds"),
-    }
-
-
-def _load() -> str:
-    try:
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        return "?"
-
-
 def run(args: argparse.Namespace) -> str:
     torch.manual_seed(args.seed)
     zennit = import_zennit() if "zennit" in args.methods else None
@@ -228,7 +173,7 @@ def run(args: argparse.Namespace) -> str:
     generator_cl = copy.deepcopy(generator).to(memory_format=torch.channels_last)
     lines = []
     facts = machine()
-    load_before = _load()
+    load_before = load_average()
     for batch in args.batch:
         x = torch.rand(batch, 3, args.size, args.size) * 2 - 1
         x_cl = x.contiguous(memory_format=torch.channels_last)
@@ -250,6 +195,10 @@ def run(args: argparse.Namespace) -> str:
                 methods[f"endoxai {c}"] = lambda c=c, x=x: explain(
                     generator, x, composite=c, layers=True
                 )
+        if args.bf16:
+            methods["endoxai epsilon-gamma-box, bf16"] = lambda x=x: explain(
+                generator, x, composite="epsilon-gamma-box", layers=True, precision="bf16"
+            )
         for c in ("epsilon-gamma-box", "paper"):
             if c in args.methods and args.prepared:
                 explainer = Explainer(generator, c)  # built once: its preparation is not timed
@@ -259,21 +208,7 @@ def run(args: argparse.Namespace) -> str:
         if "naive" in args.methods:
             methods["naive paper"] = lambda x=x, r=start: naive_paper(generator, x, r)
 
-        times: dict[str, list[float]] = {name: [] for name in methods}
-        cpu: dict[str, list[float]] = {name: [] for name in methods}
-        names = list(methods)
-        for round_ in range(args.warmup + args.repeats):
-            order = names[round_ % len(names) :] + names[: round_ % len(names)]
-            for name in order:
-                t0, c0 = time.perf_counter(), time.process_time()
-                methods[name]()
-                if round_ >= args.warmup:
-                    times[name].append(time.perf_counter() - t0)
-                    cpu[name].append(time.process_time() - c0)
-            print(
-                f"batch {batch}: round {round_ + 1}/{args.warmup + args.repeats} done",
-                file=sys.stderr,
-            )
+        times, cpu = interleaved(methods, args.repeats, args.warmup, label=f"batch {batch}: ")
         memory = {name: peak_rss(fn) for name, fn in methods.items()}
         checks = _cross_checks(generator, x, start, zennit, methods)
 
@@ -305,7 +240,7 @@ def run(args: argparse.Namespace) -> str:
         f"Command: `python benchmarks/{Path(__file__).name} {' '.join(sys.argv[1:])}`",
         "",
         *(f"- {k}: {v}" for k, v in facts.items()),
-        f"- load average before / after: {load_before} / {_load()} (the machine is shared)",
+        f"- load average before / after: {load_before} / {load_average()}",
         f"- medians of {args.repeats} interleaved rounds after {args.warmup} warm-up round(s); "
         "× fwd is against the faster forward layout; CPU s = process CPU time (user + system, both "
         "threads), less sensitive to other jobs on the machine than wall time; max rel. diff = "
@@ -358,6 +293,10 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also time an Explainer built once (weight preparation amortised over calls)",
     )
+    p.add_argument(
+        "--bf16", action="store_true",
+        help="also time epsilon-gamma-box under bf16 autocast (explain --precision bf16)",
+    )
     p.add_argument("--output", type=Path, help="also write the report (markdown) to this file")
     p.add_argument(
         "--append", action="store_true", help="append to --output instead of overwriting"
@@ -365,11 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    report = run(args)
-    print(report)
-    if args.output:
-        with args.output.open("a" if args.append else "w", encoding="utf-8") as f:
-            f.write(report)
+    write_output(run(args), args.output, args.append)
     return 0
 
 

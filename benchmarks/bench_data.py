@@ -1,0 +1,96 @@
+"""Data pipeline: decoding (first epoch) vs cached epochs, and preparing all 1000 Kvasir-SEG pairs.
+
+- ``decode``: ``load_arrays`` of the 880 training pairs at the model size: JPEG decode, EXIF,
+  resize, mask threshold, in ``DECODE_WORKERS`` threads. This is the only JPEG work of a run:
+  ``fit`` does it once and every epoch reads the uint8 tensors from memory.
+- ``cached epoch``: one epoch of what ``fit`` does per batch before the model: index the cached
+  tensors in a random order, convert to [-1, 1] floats, augment with the ``default`` recipe's
+  settings, move to channels-last. Compared with the model step (bench_train.py) it shows whether
+  augmentation needs worker processes.
+- ``prepare 1000``: ``load_arrays`` of all 1000 pairs at 256² and 512² (what a user waits for
+  before the first step, with a cold or warm page cache — the first call of a run reads the files
+  from disk, the table says which pass it is).
+
+Example: ``python benchmarks/bench_data.py``
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+from common import kvasir_seg, load_average, machine, peak_rss, table, write_output
+
+from endoxai.config import load_config
+from endoxai.data import augment, find_dataset, load_arrays
+from endoxai.data.preprocess import to_model_input
+
+
+def cached_epoch(arrays, batch: int, cfg) -> float:
+    rng = torch.Generator().manual_seed(0)
+    t0 = time.perf_counter()
+    for idx in torch.randperm(len(arrays), generator=rng).split(batch):
+        images, masks = to_model_input(arrays.images[idx]), arrays.masks[idx].float()
+        images, masks = augment(images, masks, cfg.data.augment, rng)
+        images.contiguous(memory_format=torch.channels_last)
+    return time.perf_counter() - t0
+
+
+def run(args: argparse.Namespace) -> str:
+    data = kvasir_seg(args.data)
+    if data is None:
+        return "data pipeline: skipped (Kvasir-SEG not found; pass --data)\n"
+    index = find_dataset(data)
+    train = (data / "train.txt").read_text().split()[: args.limit]
+    every = sorted(index.images)[: args.limit]
+    cfg = load_config("default")
+    out = [f"Command: `python benchmarks/bench_data.py {' '.join(sys.argv[1:])}`", ""]
+    out += [f"- {k}: {v}" for k, v in machine().items()]
+    rows = []
+    result = {}
+
+    def decode() -> None:
+        result["train"] = load_arrays(index, train, 256, progress=False)
+
+    t0 = time.perf_counter()
+    peak, rise = peak_rss(decode)
+    rows.append([f"decode {len(train)} training pairs at 256² (first epoch)",
+                 f"{time.perf_counter() - t0:.1f}", f"{peak:.0f} (+{rise:.0f})"])
+    print("data: decoded", file=sys.stderr)
+    seconds = [cached_epoch(result["train"], args.batch, cfg) for _ in range(args.repeats)]
+    rows.append([f"cached epoch at 256²: index + to [-1, 1] + augment, batch {args.batch} "
+                 f"(median of {args.repeats})", f"{sorted(seconds)[len(seconds) // 2]:.1f}", ""])
+    del result["train"]
+    for size in args.sizes:
+        for attempt in ("first", "second"):
+            t0 = time.perf_counter()
+            peak, rise = peak_rss(lambda s=size: load_arrays(index, every, s, progress=False))
+            rows.append([f"prepare all {len(every)} pairs at {size}² ({attempt} pass)",
+                         f"{time.perf_counter() - t0:.1f}", f"{peak:.0f} (+{rise:.0f})"])
+            print(f"data: prepared at {size} ({attempt})", file=sys.stderr)
+    out += ["", table(["what", "seconds", "peak RSS MiB (rise)"], rows), "",
+            f"- load average after: {load_average()}"]
+    return "\n".join(out) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", type=Path, help="Kvasir-SEG folder (default ../shared/data/kvasir-seg)")
+    p.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--limit", type=int, help="only the first N pairs (smoke tests)")
+    p.add_argument("--threads", type=int, default=0, help="torch threads; 0 = torch default")
+    p.add_argument("--output", type=Path, help="also write the report (markdown) to this file")
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    write_output(run(args), args.output)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,119 @@
+"""What every benchmark script shares: interleaved timing, peak RSS, machine facts, tables, data.
+
+Timing rule (docs/RESULTS.md): the methods compared in one table run in the same process, in
+rounds that interleave them (the order rotates every round), so a busy machine slows all of them
+alike; tables give medians over the rounds after the warm-up.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def interleaved(
+    methods: dict[str, Callable[[], object]], repeats: int, warmup: int = 1, label: str = ""
+) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """(wall seconds, process CPU seconds) per method, ``repeats`` timed rounds after ``warmup``."""
+    wall: dict[str, list[float]] = {name: [] for name in methods}
+    cpu: dict[str, list[float]] = {name: [] for name in methods}
+    names = list(methods)
+    for round_ in range(warmup + repeats):
+        order = names[round_ % len(names):] + names[: round_ % len(names)]
+        for name in order:
+            t0, c0 = time.perf_counter(), time.process_time()
+            methods[name]()
+            if round_ >= warmup:
+                wall[name].append(time.perf_counter() - t0)
+                cpu[name].append(time.process_time() - c0)
+        print(f"{label}round {round_ + 1}/{warmup + repeats} done", file=sys.stderr)
+    return wall, cpu
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def _rss_kib(field: str) -> int:
+    return int(re.search(rf"{field}:\s+(\d+)", Path("/proc/self/status").read_text()).group(1))
+
+
+def peak_rss(fn: Callable[[], object]) -> tuple[float, float]:
+    """(peak RSS, rise over the RSS before) in MiB during one call of fn (Linux only)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")  # resets the peak (VmHWM) to the current RSS
+    except OSError:
+        return float("nan"), float("nan")
+    before = _rss_kib("VmRSS")
+    fn()
+    peak = _rss_kib("VmHWM")
+    return peak / 1024, (peak - before) / 1024
+
+
+def load_average() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "?"
+
+
+def machine() -> dict[str, str]:
+    """CPU model, torch version and threads, Python, git commit (+dirty), date."""
+    model = "?"
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+        model = re.search(r"Model name:\s*(.+)", out).group(1).strip()
+    except (OSError, subprocess.CalledProcessError, AttributeError):
+        pass
+    commit = "?"
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, cwd=REPO, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, cwd=REPO, check=True).stdout
+        commit += " (+ uncommitted changes)" if dirty.strip() else ""
+    except (OSError, subprocess.CalledProcessError):
+        pass
+    facts = {
+        "cpu": f"{model}, {os.cpu_count()} logical CPUs",
+        "torch": f"{torch.__version__}, {torch.get_num_threads()} threads",
+        "python": platform.python_version(),
+        "commit": commit,
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+    }
+    if torch.cuda.is_available():
+        facts["gpu"] = torch.cuda.get_device_name()
+    return facts
+
+
+def table(header: list[str], rows: list[list[object]]) -> str:
+    """A markdown table; floats as given (format them before)."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def kvasir_seg(data: Path | None = None) -> Path | None:
+    """The Kvasir-SEG folder (``--data`` or ../shared/data/kvasir-seg), or None when absent."""
+    path = Path(data) if data else SHARED_DATA / "kvasir-seg"
+    return path if (path / "images").is_dir() else None
+
+
+def write_output(report: str, output: Path | None, append: bool = False) -> None:
+    print(report)
+    if output:
+        with Path(output).open("a" if append else "w", encoding="utf-8") as f:
+            f.write(report)

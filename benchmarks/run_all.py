@@ -1,0 +1,116 @@
+"""The whole benchmark suite in one command; writes its tables into docs/RESULTS.md.
+
+Sections (each script runs in its own process, one after the other, so that peak RSS is per
+section and one section's memory does not weigh on the next):
+
+1. ``bench_forward.py``: generator forward at 512² and 256², fp32 vs bf16 vs ONNX Runtime, × FLOP floor
+2. ``bench_masks.py``: bf16 vs fp32 masks on the 120 Kvasir-SEG validation images (needs --checkpoint)
+3. ``bench_lrp.py``: LRP (endoxai epsilon-gamma-box fp32 / bf16 and paper) vs Zennit vs a
+   layer-by-layer reference
+4. ``bench_train.py``: training images/s at 256² and 512², fp32 vs bf16, and the loss curve
+5. ``bench_data.py``: decode (first epoch) vs cached epochs; preparing all 1000 pairs
+
+The combined report goes to ``docs/results/benchmarks.md`` and replaces the part of
+``docs/RESULTS.md`` between the ``<!-- benchmarks:begin -->`` and ``<!-- benchmarks:end -->``
+markers (appended with the markers when absent). ``--quick`` runs tiny settings (a smoke test of
+the scripts, numbers meaningless) and writes nowhere unless ``--output`` is given.
+
+Example: ``python benchmarks/run_all.py --checkpoint runs/kvasir-seg-dice/best.pt``
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from common import REPO, machine
+
+HERE = Path(__file__).resolve().parent
+BEGIN, END = "<!-- benchmarks:begin -->", "<!-- benchmarks:end -->"
+
+FULL = {
+    "forward": ["--sizes", "512", "256", "--repeats", "7", "--warmup", "2"],
+    "masks": [],
+    "lrp": ["--size", "512", "--batch", "1", "--repeats", "5", "--bf16", "--prepared"],
+    "train": ["--sizes", "256", "512", "--steps", "4", "--curve-steps", "30"],
+    "data": [],
+}
+QUICK = {
+    "forward": ["--sizes", "256", "--repeats", "1", "--warmup", "0"],
+    "masks": ["--limit", "4"],
+    "lrp": ["--size", "256", "--repeats", "1", "--warmup", "0", "--methods", "epsilon-gamma-box"],
+    "train": ["--sizes", "256", "--batch", "2", "--steps", "1", "--warmup", "0",
+              "--curve-steps", "0", "--synthetic"],
+    "data": ["--sizes", "256", "--repeats", "1", "--limit", "16"],
+}
+TITLES = {
+    "forward": "1. Generator forward: fp32 vs bf16 vs ONNX Runtime, and the FLOP floor",
+    "masks": "2. bf16 vs fp32 masks on the 120 Kvasir-SEG validation images",
+    "lrp": "3. LRP: endoxai vs Zennit vs a layer-by-layer reference",
+    "train": "4. Training throughput and the bf16 loss curve",
+    "data": "5. Data: decoding vs cached epochs",
+}
+
+
+def section(name: str, extra: list[str], threads: int) -> str:
+    cmd = [sys.executable, str(HERE / f"bench_{name}.py"), *extra]
+    if threads:
+        cmd += ["--threads", str(threads)]
+    t0 = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
+    if done.returncode != 0:
+        raise SystemExit(f"{name} failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    print(f"section {name}: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    return done.stdout
+
+
+def replace_block(text: str, block: str) -> str:
+    """``text`` with the part between the markers replaced by ``block`` (appended if absent)."""
+    if BEGIN in text and END in text:
+        head, rest = text.split(BEGIN, 1)
+        return head + BEGIN + "\n" + block + "\n" + END + rest.split(END, 1)[1]
+    return text.rstrip("\n") + "\n\n" + BEGIN + "\n" + block + "\n" + END + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--checkpoint", type=Path,
+                   help="trained checkpoint for section 2 (skipped without it)")
+    p.add_argument("--sections", nargs="+", choices=list(FULL), default=list(FULL))
+    p.add_argument("--quick", action="store_true", help="tiny settings: a smoke test")
+    p.add_argument("--threads", type=int, default=0, help="torch threads; 0 = torch default")
+    p.add_argument("--output", type=Path,
+                   help="report file (default: docs/results/benchmarks.md, and docs/RESULTS.md "
+                        "updated; with --quick: nothing written)")
+    p.add_argument("--results", type=Path, default=REPO / "docs" / "RESULTS.md",
+                   help="the RESULTS file whose benchmark block is replaced")
+    args = p.parse_args(argv)
+    settings = QUICK if args.quick else FULL
+    parts = [f"Command: `python benchmarks/run_all.py {' '.join(sys.argv[1:])}`", ""]
+    parts += [f"- {k}: {v}" for k, v in machine().items()]
+    for name in args.sections:
+        extra = list(settings[name])
+        if name == "masks":
+            if args.checkpoint is None:
+                parts += ["", f"### {TITLES[name]}", "", "Skipped: no --checkpoint given."]
+                continue
+            extra += ["--checkpoint", str(args.checkpoint)]
+        parts += ["", f"### {TITLES[name]}", "", section(name, extra, args.threads).strip()]
+    report = "\n".join(parts) + "\n"
+    print(report)
+    if args.quick and args.output is None:
+        return 0
+    output = args.output or REPO / "docs" / "results" / "benchmarks.md"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(report, encoding="utf-8")
+    if not args.quick:
+        args.results.write_text(replace_block(args.results.read_text(encoding="utf-8"), report),
+                                encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

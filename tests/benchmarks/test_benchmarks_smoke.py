@@ -1,0 +1,75 @@
+"""The benchmark scripts still run (tiny settings) and the suite writes its block into RESULTS.
+
+Speed is never asserted here (see docs/RESULTS.md: speed lives in benchmarks/); these tests check
+that the scripts work, count FLOPs right and keep the RESULTS file intact around their block.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
+sys.path.insert(0, str(BENCH))
+
+import bench_forward  # noqa: E402
+import run_all  # noqa: E402
+
+from endoxai.config import Config  # noqa: E402
+from endoxai.models import Generator  # noqa: E402
+from endoxai.train.checkpoint import FORMAT, VERSION, atomic_save  # noqa: E402
+
+
+def test_flop_count_matches_a_hand_count():
+    # conv 3->4, k 4, stride 2 on 8x8 -> 4x4 out: 2*16*3*4*16 FLOP; transposed 4->2, k 4,
+    # stride 2 on that 4x4 input: 2*16*4*2*16 FLOP
+    class Tiny(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.down = nn.Conv2d(3, 4, 4, 2, 1)
+            self.up = nn.ConvTranspose2d(4, 2, 4, 2, 1)
+
+        def logits(self, x):
+            return self.up(self.down(x))
+
+    def count(module, size):
+        return bench_forward.generator_flops(module, size)
+
+    assert count(Tiny(), 8) == 2 * 16 * 3 * 4 * 16 + 2 * 16 * 4 * 2 * 16
+    # the Table-1 generator: 47.8 GFLOP per 512² image (the figure the performance issue states)
+    assert count(Generator(), 512) == pytest.approx(47.8e9, rel=2e-3)
+
+
+def test_replace_block_keeps_the_rest():
+    text = "# Results\n\nintro\n"
+    once = run_all.replace_block(text, "table one")
+    assert once.startswith(text.rstrip("\n")) and "table one" in once
+    twice = run_all.replace_block(once + "\n## after\n", "table two")
+    assert "table one" not in twice and "table two" in twice
+    assert twice.startswith("# Results") and twice.rstrip().endswith("## after")
+    assert twice.count(run_all.BEGIN) == twice.count(run_all.END) == 1
+
+
+@pytest.mark.slow
+def test_quick_suite_runs(tmp_path):
+    torch.manual_seed(0)
+    ckpt = tmp_path / "g.pt"
+    atomic_save({"format": FORMAT, "version": VERSION, "config": Config().to_dict(),
+                 "generator": Generator().state_dict()}, ckpt)
+    out = tmp_path / "bench.md"
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "run_all.py"), "--quick", "--threads", "1",
+         "--checkpoint", str(ckpt), "--output", str(out)],
+        capture_output=True, text=True, timeout=900,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = out.read_text()
+    for title in run_all.TITLES.values():
+        assert title in report
+    assert "bf16 channels-last" in report and "images / s" in report
+    assert "× floor" in report
