@@ -101,3 +101,21 @@ def test_fp16_is_refused_on_cpu(checkpoint, tmp_path):
 
     with pytest.raises(UserError, match="fp16"):
         predict_files(checkpoint, tmp_path, tmp_path / "out", device="cpu", precision="fp16")
+
+
+def test_tta_averages_the_flipped_predictions():
+    """With a generator that is not flip-equivariant, TTA must equal the mean of the four flipped
+    passes, each flipped back (computed here by hand)."""
+    from endoxai.predict import predict_logits
+
+    torch.manual_seed(0)
+    g = Generator().eval()
+    images = torch.randint(0, 256, (2, 3, 256, 256), dtype=torch.uint8)
+    x = images.float() / 127.5 - 1
+    with torch.no_grad():
+        expected = (g.logits(x) + g.logits(x.flip(3)).flip(3) + g.logits(x.flip(2)).flip(2)
+                    + g.logits(x.flip(2, 3)).flip(2, 3)) / 4
+        plain = g.logits(x)
+    got = predict_logits(g, images, "fp32", tta=True)
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
+    assert (got - plain).abs().max() > 1e-3  # TTA changed something: the test can fail

@@ -32,17 +32,30 @@ class PredictSummary:
     failures: list[str] = field(default_factory=list)  # one line per failed file
 
 
+FLIPS = ((), (3,), (2,), (2, 3))  # identity, horizontal, vertical, both: test-time augmentation
+
+
 @torch.no_grad()
-def predict_logits(g: torch.nn.Module, images: torch.Tensor, precision: str = "fp32") -> torch.Tensor:
+def predict_logits(g: torch.nn.Module, images: torch.Tensor, precision: str = "fp32",
+                   tta: bool = False) -> torch.Tensor:
     """uint8 (N, 3, S, S) -> float32 (N, 1, S, S) pre-tanh logits of the eval-mode generator.
 
     ``precision``: a resolved one (fp32 | bf16 | fp16, see ``runtime.resolve_precision``); the
     input goes in channels-last layout (oneDNN's fast layout on CPU, tensor cores on CUDA).
+    ``tta``: average the logits of the image and its horizontal, vertical and double flips (each
+    flipped back), 4x the compute.
     """
     device = next(g.parameters()).device
     x = to_model_input(images).to(device, memory_format=torch.channels_last)
     with autocast(precision, device):
-        return g.logits(x).float().cpu()
+        if not tta:
+            return g.logits(x).float().cpu()
+        total = torch.zeros((x.shape[0], 1, *x.shape[2:]), device=device)
+        for dims in FLIPS:
+            flipped = x.flip(dims) if dims else x
+            out = g.logits(flipped).float()
+            total += out.flip(dims) if dims else out
+        return (total / len(FLIPS)).cpu()
 
 
 def logits_to_mask(logits: torch.Tensor, size: tuple[int, int], upsampling: str = "bilinear") -> np.ndarray:
@@ -89,13 +102,15 @@ def predict_files(
     precision: str = "auto",
     device: str = "auto",
     progress: bool = True,
+    tta: bool = False,
 ) -> PredictSummary:
     """Write ``<output_dir>/<stem>.png`` (0/255, original size) for every readable input image.
 
     ``precision``: fp32, bf16, fp16 (CUDA only) or auto (bf16 on CPUs with native bf16 and on
     GPUs that have it, fp16 on older GPUs, else fp32). Decoding of the next batch runs in a
     background thread while the model computes, and the masks are resized and written by a
-    second thread, so the generator is rarely idle.
+    second thread, so the generator is rarely idle. ``tta``: flip test-time augmentation (see
+    ``predict_logits``).
 
     Unreadable files are skipped with a one-line error and listed in ``failures``. Two inputs
     with one stem (``a.jpg`` + ``a.png``) get ``a_jpg.png`` and ``a_png.png``. An input file is
@@ -126,7 +141,7 @@ def predict_files(
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="endoxai-write") as writer:
         pending = None
         for paths, sizes, images in prefetch(batches):
-            logits = predict_logits(g, images, precision)
+            logits = predict_logits(g, images, precision, tta)
             if pending is not None:
                 pending.result()  # re-raises a write error; keeps at most one batch in flight
             pending = writer.submit(_write_masks, paths, sizes, logits, out, stems, inputs,

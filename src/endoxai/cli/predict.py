@@ -26,6 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--precision", choices=INFERENCE_PRECISIONS, default="auto",
                    help="auto (default): bf16 autocast on CPUs with native bf16 (AVX512-BF16 / "
                    "AMX) and on bf16 GPUs, fp16 on older GPUs, else fp32; fp16 is CUDA-only")
+    p.add_argument("--tta", action="store_true",
+                   help="test-time augmentation: average the logits of the image and its "
+                   "horizontal, vertical and double flips (4x slower)")
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -35,7 +38,8 @@ def run(args: argparse.Namespace) -> int:
     from endoxai.predict import predict_files
 
     summary = predict_files(args.checkpoint, args.input, args.output, args.batch_size,
-                            args.upsampling, args.precision, args.device, not args.no_progress)
+                            args.upsampling, args.precision, args.device, not args.no_progress,
+                            args.tta)
     print(f"wrote {len(summary.written)} masks to {args.output}"
           + (f"; {len(summary.failures)} file(s) failed" if summary.failures else ""))
     return 1 if summary.failures else 0
