@@ -25,7 +25,7 @@ EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130; SIGTERM gives 128 + 15 = 143
 
 # Each module defines ``register(subparsers)``, which adds its parser and sets ``func`` (args -> int).
 COMMAND_MODULES = (
-    "train", "predict", "evaluate", "explain", "evaluate_explanations", "report", "data",
+    "train", "predict", "evaluate", "explain", "evaluate_explanations", "report", "data", "export",
 )
 
 
