@@ -193,3 +193,18 @@ def test_real_kvasir_masks_against_themselves(tmp_path):
     for protocol in ("medai", "pooled", "nnunet"):
         assert result.summary[protocol]["dice"] == 1.0
     assert all(r.tp > 0 and r.fp == 0 and r.fn == 0 for r in result.per_image)
+
+
+def test_ids_restrict_the_scored_stems(folders, tmp_path, capsys):
+    pred, truth = folders
+    (pred / "c.png").unlink()  # c is not listed: its missing prediction is no longer an error
+    ids = tmp_path / "val.txt"
+    ids.write_text("a\n\nb\n")
+    result = evaluate_folders(pred, truth, progress=False, ids=["a", "b"])
+    assert [r.name for r in result.per_image] == ["a", "b"]
+    assert result.summary["medai"]["dice"] == pytest.approx((4 / 12 + 1) / 2)
+    assert main(["evaluate", "--pred", str(pred), "--truth", str(truth), "--ids", str(ids)]) == 0
+    ids.write_text("a\nc\n")  # c is listed but has no prediction: named in one line, exit 2
+    assert main(["evaluate", "--pred", str(pred), "--truth", str(truth), "--ids", str(ids)]) == 2
+    err = capsys.readouterr().err
+    assert "not found in the predictions" in err and ": c" in err

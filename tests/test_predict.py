@@ -119,3 +119,17 @@ def test_tta_averages_the_flipped_predictions():
     got = predict_logits(g, images, "fp32", tta=True)
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
     assert (got - plain).abs().max() > 1e-3  # TTA changed something: the test can fail
+
+
+def test_ids_select_the_images(checkpoint, tmp_path):
+    from endoxai.errors import UserError
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("a", "b", "c"):
+        Image.new("RGB", (40, 30), (200, 10, 10)).save(folder / f"{name}.png")
+    summary = predict_files(checkpoint, folder, tmp_path / "out", device="cpu", progress=False,
+                            ids=["c", "a"])
+    assert sorted(p.name for p in summary.written) == ["a.png", "c.png"]
+    with pytest.raises(UserError, match="zzz"):
+        predict_files(checkpoint, folder, tmp_path / "out2", device="cpu", ids=["a", "zzz"])

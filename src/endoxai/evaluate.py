@@ -49,6 +49,7 @@ import numpy as np
 from tqdm import tqdm
 
 from endoxai.data.io import read_mask
+from endoxai.data.splits import select_ids
 from endoxai.errors import UserError
 from endoxai.fileio import atomic_write_text
 from endoxai.metrics import (
@@ -143,11 +144,18 @@ def _masks_by_stem(folder: Path, role: str) -> dict[str, Path]:
     return {stem: paths[0] for stem, paths in by_stem.items()}
 
 
-def pair_masks(pred_dir: Path, truth_dir: Path) -> list[tuple[str, Path, Path]]:
-    """(stem, pred_path, truth_path) for every stem, sorted; UserError if the stems differ."""
+def pair_masks(pred_dir: Path, truth_dir: Path, ids: list[str] | None = None
+               ) -> list[tuple[str, Path, Path]]:
+    """(stem, pred_path, truth_path) for every stem, sorted; UserError if the stems differ.
+
+    ``ids``: only these stems (e.g. the lines of ``val.txt``); each must be on both sides.
+    """
     pred_dir, truth_dir = Path(pred_dir).expanduser(), Path(truth_dir).expanduser()
     preds = _masks_by_stem(pred_dir, "prediction")
     truths = _masks_by_stem(truth_dir, "truth")
+    if ids is not None:
+        preds = select_ids(preds, ids, f"the predictions in {pred_dir}")
+        truths = select_ids(truths, ids, f"the truth masks in {truth_dir}")
     missing = sorted(truths.keys() - preds.keys())
     extra = sorted(preds.keys() - truths.keys())
     if missing or extra:
@@ -162,16 +170,17 @@ def pair_masks(pred_dir: Path, truth_dir: Path) -> list[tuple[str, Path, Path]]:
     return [(stem, preds[stem], truths[stem]) for stem in sorted(truths)]
 
 
-def evaluate_folders(pred_dir: str | Path, truth_dir: str | Path, progress: bool = True
-                     ) -> EvaluationResult:
-    """Score every predicted mask in ``pred_dir`` against the same-stem mask in ``truth_dir``.
+def evaluate_folders(pred_dir: str | Path, truth_dir: str | Path, progress: bool = True,
+                     ids: list[str] | None = None) -> EvaluationResult:
+    """Score every predicted mask in ``pred_dir`` against the same-stem mask in ``truth_dir``
+    (only the stems in ``ids`` when given, e.g. a split's ``val.txt``).
 
     Raises UserError (before any scoring) when the folders are missing or do not pair up, and,
     after reading every pair, a single UserError that lists all the unreadable or mismatched pairs.
     A mean over only part of the images would be misleading, so nothing is reported in that case.
     """
     pred_dir, truth_dir = Path(pred_dir).expanduser(), Path(truth_dir).expanduser()
-    pairs = pair_masks(pred_dir, truth_dir)
+    pairs = pair_masks(pred_dir, truth_dir, ids)
     counts: list[Counts] = []
     sizes: list[tuple[int, int]] = []
     problems: list[str] = []

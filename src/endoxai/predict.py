@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from endoxai.data.io import list_inputs, output_stems, read_image
 from endoxai.data.preprocess import resize_image, to_model_input
+from endoxai.data.splits import select_ids
 from endoxai.errors import ItemError, UserError
 from endoxai.fileio import atomic_write_bytes, file_ids, is_one_of
 from endoxai.runtime import autocast, prefetch, resolve_device, resolve_precision
@@ -103,6 +104,7 @@ def predict_files(
     device: str = "auto",
     progress: bool = True,
     tta: bool = False,
+    ids: list[str] | None = None,
 ) -> PredictSummary:
     """Write ``<output_dir>/<stem>.png`` (0/255, original size) for every readable input image.
 
@@ -110,7 +112,8 @@ def predict_files(
     GPUs that have it, fp16 on older GPUs, else fp32). Decoding of the next batch runs in a
     background thread while the model computes, and the masks are resized and written by a
     second thread, so the generator is rarely idle. ``tta``: flip test-time augmentation (see
-    ``predict_logits``).
+    ``predict_logits``). ``ids``: only the images with these stems (e.g. a split's ``val.txt``);
+    UserError naming any id without an image.
 
     Unreadable files are skipped with a one-line error and listed in ``failures``. Two inputs
     with one stem (``a.jpg`` + ``a.png``) get ``a_jpg.png`` and ``a_png.png``. An input file is
@@ -122,6 +125,9 @@ def predict_files(
     if upsampling not in UPSAMPLING:
         raise UserError(f"upsampling must be one of {', '.join(UPSAMPLING)}; got {upsampling!r}")
     files = list_inputs(inputs)
+    if ids is not None:
+        wanted = select_ids({path.stem: path for path in files}, ids, f"the images in {inputs}")
+        files = [path for path in files if path.stem in wanted]
     dev = resolve_device(device)
     precision = resolve_precision(precision, dev, inference=True)
     g, cfg = load_generator(checkpoint, map_location=dev)

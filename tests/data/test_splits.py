@@ -91,3 +91,19 @@ def test_a_given_split_file_is_used_and_copied_into_the_run(tmp_path, synth):
     write_split(tmp_path / "other.json", {"train": ["id000"], "val": ["id001"]})
     with pytest.raises(UserError, match="different split"):
         resolve_split(index, 0.3, 0, run_dir=run, split_file=tmp_path / "other.json")
+
+
+def test_read_id_file(tmp_path):
+    from endoxai.data.splits import read_id_file, select_ids
+
+    path = tmp_path / "val.txt"
+    path.write_text("abc\n\n  def  \nghi.jpg\n")
+    assert read_id_file(path) == ["abc", "def", "ghi"]
+    path.write_text("\n\n")
+    with pytest.raises(UserError, match="no ids"):
+        read_id_file(path)
+    with pytest.raises(UserError, match="cannot read"):
+        read_id_file(tmp_path / "missing.txt")
+    assert select_ids({"a": 1, "b": 2, "c": 3}, ["c", "a"], "x") == {"a": 1, "c": 3}
+    with pytest.raises(UserError, match="2 listed id"):
+        select_ids({"a": 1}, ["a", "q", "r"], "x")

@@ -36,7 +36,10 @@ def _run(args: argparse.Namespace) -> int:
     csv_path = args.csv or (default_csv_path(args.output) if args.output else None)
     if args.output and csv_path and Path(args.output).resolve() == Path(csv_path).resolve():
         raise UserError(f"--output and --csv name the same file: {args.output}")
-    result = evaluate_folders(args.pred, args.truth, progress=not args.quiet)
+    from endoxai.data.splits import read_id_file
+
+    ids = read_id_file(args.ids) if args.ids else None
+    result = evaluate_folders(args.pred, args.truth, progress=not args.quiet, ids=ids)
     masks = file_ids([result.pred_dir / r.pred_file for r in result.per_image]
                      + [result.truth_dir / r.truth_file for r in result.per_image])
     for out in (args.output, csv_path):
@@ -63,6 +66,9 @@ def register(sub) -> None:
                    help="folder of ground-truth masks (same file stems as PRED)")
     p.add_argument("-o", "--output", type=Path, metavar="JSON",
                    help="write the summary here, e.g. metrics.json")
+    p.add_argument("--ids", type=Path, metavar="LIST",
+                   help="score only these stems (one per line, e.g. kvasir-seg/val.txt); each "
+                        "must be in both folders")
     p.add_argument("--csv", type=Path, metavar="CSV",
                    help="write per-image scores here (default with --output: "
                         "<output stem>_per_image.csv next to it)")

@@ -26,6 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--precision", choices=INFERENCE_PRECISIONS, default="auto",
                    help="auto (default): bf16 autocast on CPUs with native bf16 (AVX512-BF16 / "
                    "AMX) and on bf16 GPUs, fp16 on older GPUs, else fp32; fp16 is CUDA-only")
+    p.add_argument("--ids", metavar="LIST",
+                   help="only the images whose stems are listed (one per line, e.g. "
+                   "kvasir-seg/val.txt)")
     p.add_argument("--tta", action="store_true",
                    help="test-time augmentation: average the logits of the image and its "
                    "horizontal, vertical and double flips (4x slower)")
@@ -35,11 +38,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from endoxai.data.splits import read_id_file
     from endoxai.predict import predict_files
 
     summary = predict_files(args.checkpoint, args.input, args.output, args.batch_size,
                             args.upsampling, args.precision, args.device, not args.no_progress,
-                            args.tta)
+                            args.tta, read_id_file(args.ids) if args.ids else None)
     print(f"wrote {len(summary.written)} masks to {args.output}"
           + (f"; {len(summary.failures)} file(s) failed" if summary.failures else ""))
     return 1 if summary.failures else 0

@@ -40,6 +40,30 @@ def write_split(path: Path, split: dict[str, list[str]], **meta: Any) -> None:
     atomic_write_text(path, json.dumps(payload, indent=1) + "\n")
 
 
+def read_id_file(path: str | Path) -> list[str]:
+    """The ids of a list file: one per line (``train.txt`` / ``val.txt``), blank lines skipped;
+    a line may also name a file (``a.jpg``), whose stem is taken. Raises UserError if it cannot be
+    read or holds no id."""
+    path = Path(path).expanduser()
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise UserError(f"cannot read id list {path}: {getattr(err, 'strerror', None) or err}") from err
+    ids = [Path(line.strip()).stem for line in lines if line.strip()]
+    if not ids:
+        raise UserError(f"{path}: no ids in it (one id per line)")
+    return ids
+
+
+def select_ids(by_stem: dict[str, Any], ids: list[str], where: str) -> dict[str, Any]:
+    """``by_stem`` restricted to ``ids``; UserError naming the ids that ``where`` does not hold."""
+    missing = sorted(set(ids) - by_stem.keys())
+    if missing:
+        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        raise UserError(f"{len(missing)} listed id(s) not found in {where}: {shown}")
+    return {stem: by_stem[stem] for stem in sorted(set(ids))}
+
+
 def read_split(path: Path) -> dict[str, list[str]]:
     """``{"train": [...], "val": [...]}`` from a file written by write_split.
 
