@@ -74,17 +74,25 @@ def _forward_fn(fn, x: torch.Tensor, precision: str):
 
 
 def onnx_runner(g: Generator, size: int, workdir: Path):
-    """A callable running ``g`` through ONNX Runtime on a fixed input, or None without ORT."""
+    """A callable running ``g`` through ONNX Runtime on a fixed input, or None without ORT.
+
+    The model goes the product's way: a checkpoint, ``export_onnx``, ``OnnxGenerator``.
+    """
     try:
-        from endoxai.export import OnnxGenerator, export_generator
-    except ImportError:
-        return None
-    try:
+        import onnx  # noqa: F401
         import onnxruntime  # noqa: F401
     except ImportError:
         return None
-    path = export_generator(g, size, workdir / f"g{size}.onnx")
-    session = OnnxGenerator(path, threads=torch.get_num_threads())
+    from endoxai.config import Config
+    from endoxai.export import OnnxGenerator, export_onnx
+    from endoxai.train.checkpoint import FORMAT, VERSION, atomic_save
+
+    ckpt = workdir / f"g{size}.pt"
+    cfg = Config().override(data={"image_size": size})
+    atomic_save({"format": FORMAT, "version": VERSION, "config": cfg.to_dict(),
+                 "generator": g.state_dict()}, ckpt)
+    session = OnnxGenerator(export_onnx(ckpt, workdir / f"g{size}.onnx"),
+                            num_threads=torch.get_num_threads())
     x = (torch.rand(1, 3, size, size) * 2 - 1).numpy()
     return lambda: session.logits(x)
 
