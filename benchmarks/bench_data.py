@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 import torch
-from common import kvasir_seg, load_average, machine, peak_rss, table, write_output
+from common import kvasir_seg, load_average, machine, peak_rss, table, script_main
 
 from endoxai.config import load_config
 from endoxai.data import augment, find_dataset, load_arrays
@@ -76,20 +76,16 @@ def run(args: argparse.Namespace) -> str:
     return "\n".join(out) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", type=Path, help="Kvasir-SEG folder (default ../shared/data/kvasir-seg)")
     p.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--limit", type=int, help="only the first N pairs (smoke tests)")
-    p.add_argument("--threads", type=int, default=0, help="torch threads; 0 = torch default")
-    p.add_argument("--output", type=Path, help="also write the report (markdown) to this file")
-    args = p.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    write_output(run(args), args.output)
-    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return script_main(__doc__, add_arguments, run, argv)
 
 
 if __name__ == "__main__":

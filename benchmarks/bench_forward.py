@@ -23,7 +23,7 @@ import tempfile
 from pathlib import Path
 
 import torch
-from common import interleaved, load_average, machine, median, peak_rss, table, write_output
+from common import interleaved, load_average, machine, median, peak_rss, table, script_main
 from torch import nn
 
 from endoxai.models import Generator
@@ -145,23 +145,19 @@ def run(args: argparse.Namespace) -> str:
     return "\n".join(out) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sizes", type=int, nargs="+", default=[512, 256])
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--repeats", type=int, default=7)
     p.add_argument("--warmup", type=int, default=2)
-    p.add_argument("--threads", type=int, default=0, help="torch threads; 0 = torch default")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-onnx", dest="onnx", action="store_false",
                    help="skip ONNX Runtime (otherwise timed when installed)")
     p.add_argument("--compile", action="store_true", help="also time torch.compile (slow start)")
-    p.add_argument("--output", type=Path, help="also write the report (markdown) to this file")
-    args = p.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    write_output(run(args), args.output)
-    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return script_main(__doc__, add_arguments, run, argv)
 
 
 if __name__ == "__main__":

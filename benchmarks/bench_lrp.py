@@ -34,7 +34,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from common import interleaved, load_average, machine, peak_rss, write_output
+from common import interleaved, load_average, machine, peak_rss, script_main
 from torch import nn
 
 from endoxai.explain import Explainer, explain
@@ -269,8 +269,7 @@ def _cross_checks(generator, x, start, zennit, methods) -> dict[str, str]:
     return checks
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--size", type=int, default=512, help="image side, a multiple of 256 (default 512)"
     )
@@ -279,7 +278,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--batch", type=int, nargs="+", default=[1], help="batch sizes to run (default 1)"
     )
-    p.add_argument("--threads", type=int, default=0, help="torch threads; 0 = torch default")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--methods",
@@ -297,15 +295,10 @@ def main(argv: list[str] | None = None) -> int:
         "--bf16", action="store_true",
         help="also time epsilon-gamma-box under bf16 autocast (explain --precision bf16)",
     )
-    p.add_argument("--output", type=Path, help="also write the report (markdown) to this file")
-    p.add_argument(
-        "--append", action="store_true", help="append to --output instead of overwriting"
-    )
-    args = p.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    write_output(run(args), args.output, args.append)
-    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return script_main(__doc__, add_arguments, run, argv)
 
 
 if __name__ == "__main__":

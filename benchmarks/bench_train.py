@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 from common import (
-    interleaved, kvasir_seg, load_average, machine, median, peak_rss, table, write_output,
+    interleaved, kvasir_seg, load_average, machine, median, peak_rss, script_main, table,
 )
 
 from endoxai.config import ModelConfig, TrainConfig
@@ -145,8 +145,7 @@ def run(args: argparse.Namespace) -> str:
     return "\n".join(out) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--steps", type=int, default=4, help="timed steps per variant")
@@ -154,13 +153,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--curve-steps", type=int, default=30, help="0: skip the loss-curve check")
     p.add_argument("--data", type=Path, help="Kvasir-SEG folder (default ../shared/data/kvasir-seg)")
     p.add_argument("--synthetic", action="store_true", help="random images instead of Kvasir-SEG")
-    p.add_argument("--threads", type=int, default=0, help="torch threads; 0 = torch default")
-    p.add_argument("--output", type=Path, help="also write the report (markdown) to this file")
-    args = p.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    write_output(run(args), args.output)
-    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return script_main(__doc__, add_arguments, run, argv)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ alike; tables give medians over the rounds after the warm-up.
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import os
 import platform
@@ -117,3 +118,23 @@ def write_output(report: str, output: Path | None, append: bool = False) -> None
     if output:
         with Path(output).open("a" if append else "w", encoding="utf-8") as f:
             f.write(report)
+
+
+def script_main(
+    doc: str,
+    add_arguments: Callable[[argparse.ArgumentParser], None],
+    run: Callable[[argparse.Namespace], str],
+    argv: list[str] | None = None,
+) -> int:
+    """The ``main`` of a benchmark script: its own options plus ``--threads``, ``--output`` and
+    ``--append``; prints the markdown report ``run(args)`` returns and writes it to --output."""
+    p = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    add_arguments(p)
+    p.add_argument("--threads", type=int, default=0, help="torch threads; 0 = torch default")
+    p.add_argument("--output", type=Path, help="also write the report (markdown) to this file")
+    p.add_argument("--append", action="store_true", help="append to --output, not overwrite")
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    write_output(run(args), args.output, args.append)
+    return 0
