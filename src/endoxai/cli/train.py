@@ -12,7 +12,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "train",
         help="train the GAN (writes last.pt, best.pt, history.csv, TensorBoard logs)",
         description="Train the pix2pix GAN on a Kvasir-SEG / Kvasir-Instrument / images+masks folder "
-        "or official archive. Validation Dice is computed every epoch; best.pt keeps the best epoch.",
+        "or official archive. Validation Dice is computed every epoch; best.pt keeps the best epoch."
+        " Data-parallel on N processes: torchrun --nproc_per_node=N -m endoxai train ... "
+        "(--batch-size is then the global batch, split evenly over the processes).",
     )
     p.add_argument("--data", required=True, help="dataset folder or archive (.zip / .tar.gz)")
     p.add_argument("--out", required=True, help="run folder to create (or to continue with --resume)")
@@ -25,7 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int)
     p.add_argument("--precision", choices=PRECISIONS,
                    help="fp32, bf16 autocast, or auto (bf16 where the hardware supports it natively)")
-    p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")
+    p.add_argument("--device", default="auto",
+                   help="auto (CUDA if available), cpu, cuda, cuda:N; under torchrun cuda means "
+                   "cuda:LOCAL_RANK")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out from last.pt (its stored config is used)")
     p.add_argument("--stop-after", type=int, metavar="N",
@@ -36,6 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from endoxai.errors import UserError
+    from endoxai.train.distributed import is_main_process
     from endoxai.train.loop import fit, resume_config
 
     if args.resume:
@@ -55,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"invalid option: {err}") from err
     result = fit(cfg, args.data, args.out, resume=args.resume, device=args.device,
                  progress=not args.no_progress, stop_after=args.stop_after)
-    print(f"trained {result.epochs_done} epochs; best validation Dice {result.best_dice:.4f} "
-          f"(epoch {result.best_epoch}); checkpoints in {result.run_dir}")
+    if is_main_process():  # under torchrun every process returns the same result
+        print(f"trained {result.epochs_done} epochs; best validation Dice "
+              f"{result.best_dice:.4f} (epoch {result.best_epoch}); "
+              f"checkpoints in {result.run_dir}")
     return 0

@@ -10,6 +10,9 @@ Robustness rules (each tested):
   an uninterrupted run (CPU, same seed); a second signal stops at once;
 - ``kill -9``: every checkpoint is written atomically, so the last complete one stays loadable;
 - a NaN or infinite loss raises TrainingDiverged naming the step; nothing is saved after it.
+
+Under ``torchrun`` the same loop runs data-parallel on every process (``train.distributed``):
+rank 0 does the writing, validating and logging; the others compute their share of each batch.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from endoxai.train.checkpoint import (
     config_of,
     load_checkpoint,
 )
+from endoxai.train.distributed import Distributed, process_group
 from endoxai.train.interrupt import StopRequest
 from endoxai.train.schedule import lr_factor
 from endoxai.train.steps import train_step
@@ -96,6 +100,9 @@ class _Run:
     opt_g: torch.optim.Optimizer
     opt_d: torch.optim.Optimizer
     data_rng: torch.Generator
+    ddp: Distributed  # rank 0 of 1 without torchrun
+    g_step: Any  # g and d as train_step gets them: the modules, or their DDP views
+    d_step: torch.nn.Module
     epoch: int = 0  # completed epochs
     best_dice: float = -1.0
     best_epoch: int = -1
@@ -123,6 +130,10 @@ def fit(
     many epochs (time-sliced training: resume later). Raises UserError for a dataset that fails
     the data check, Interrupted after SIGINT/SIGTERM (a resumable last.pt is written first) and
     TrainingDiverged when a loss is not finite.
+
+    Launched by ``torchrun`` (``WORLD_SIZE`` > 1), every process calls ``fit`` with the same
+    arguments and trains its share of each global batch (see ``train.distributed``); all of them
+    return the same FitResult, and all raise together on a signal or a non-finite loss.
     """
     run_dir = Path(run_dir)
     if stop_after is not None and stop_after < 1:
@@ -132,8 +143,16 @@ def fit(
     if not resume and (run_dir / "last.pt").exists():
         raise UserError(f"{run_dir} already holds a run (last.pt): use --resume or another --out")
     ckpt = _resume_state(run_dir) if resume else None
+    with process_group(resolve_device(device)) as ddp:
+        return _fit(cfg, data, run_dir, ckpt, ddp, progress and ddp.is_main, stop_after)
+
+
+def _fit(cfg: Config, data: str | Path, run_dir: Path, ckpt: dict[str, Any] | None,
+         ddp: Distributed, progress: bool, stop_after: int | None) -> FitResult:
+    """The body of ``fit`` on one process of ``ddp`` (the only one without torchrun)."""
     tc = cfg.train
-    dev = resolve_device(device)
+    dev = ddp.device
+    local_batch = ddp.local_batch_size(tc.batch_size)
     precision = resolve_precision(tc.precision, dev)
     index = find_dataset(data)
     report = check_dataset(index, progress=progress)
@@ -141,13 +160,15 @@ def fit(
     report.log_warnings()
 
     run_dir.mkdir(parents=True, exist_ok=True)
-    with _locked(run_dir):
-        remove_stale_temps(run_dir)
+    with contextlib.ExitStack() as held:
+        ddp.from_main(lambda: _hold(run_dir, held))  # rank 0 locks for all; "in use" stops all
         if tc.num_threads:
             torch.set_num_threads(tc.num_threads)
         torch.manual_seed(tc.seed)
-        splits = resolve_split(index, cfg.data.val_fraction, tc.seed, run_dir)
-        atomic_write_text(run_dir / "config.toml", cfg.to_toml())
+        splits = ddp.from_main(
+            lambda: resolve_split(index, cfg.data.val_fraction, tc.seed, run_dir))
+        if ddp.is_main:
+            atomic_write_text(run_dir / "config.toml", cfg.to_toml())
         train_set = load_arrays(index, splits["train"], cfg.data.image_size, progress=progress)
         val_set = load_arrays(index, splits["val"], cfg.data.image_size, progress=progress)
         if len(train_set.stems) == 0 or len(val_set.stems) == 0:
@@ -155,11 +176,14 @@ def fit(
         log.info("data: %s layout, %d train / %d val pairs at %d px; precision %s on %s",
                  index.layout, len(train_set.stems), len(val_set.stems), cfg.data.image_size,
                  precision, dev)
-        run = _build_run(cfg, run_dir, dev)
+        if ddp.active:
+            log.info("%d processes: global batch %d, %d per process", ddp.world, tc.batch_size,
+                     local_batch)
+        run = _build_run(cfg, run_dir, ddp)
         if ckpt is not None:
             _restore(run, ckpt, len(train_set.stems))
         end_epoch = tc.epochs if stop_after is None else min(tc.epochs, run.epoch + stop_after)
-        writer = _tensorboard(run_dir / "tb")
+        writer = _tensorboard(run_dir / "tb") if ddp.is_main else None
         try:
             with StopRequest() as stop:
                 for _ in range(run.epoch, end_epoch):
@@ -185,11 +209,15 @@ def _epoch(run: _Run, train_set, val_set, dev: torch.device, amp, writer, stop: 
     t0 = time.perf_counter() - state.seconds
     _train_batches(run, train_set, dev, amp, stop, progress)
     state.seconds = time.perf_counter() - t0
-    scores = None if stop.requested else validate(run.g, val_set, tc.batch_size, dev, amp,
-                                                  should_stop=lambda: stop.requested)
+    scores = None
+    if not run.ddp.agreed_signal(stop):
+        # rank 0 validates while the others wait for its scores (None: abandoned on a signal)
+        scores = run.ddp.from_main(lambda: validate(
+            run.g, val_set, tc.batch_size // run.ddp.world, dev, amp,
+            should_stop=lambda: stop.requested))
     if scores is None:
         _save(run)
-        raise _interrupted(stop, run)
+        raise _interrupted(run.ddp.agreed_signal(stop), run)
     n_batches = math.ceil(len(train_set.stems) / tc.batch_size)
     row: dict[str, Any] = {"epoch": run.epoch + 1, "lr_g": tc.lr_g * factor,
                            "lr_d": tc.lr_d * factor}
@@ -202,7 +230,8 @@ def _epoch(run: _Run, train_set, val_set, dev: torch.device, amp, writer, stop: 
         run.best_dice, run.best_epoch = row["val_dice"], run.epoch + 1
     run.epoch, run.partial = run.epoch + 1, None
     _save(run, best=improved)
-    _write_history(run.run_dir / "history.csv", run.history)
+    if run.ddp.is_main:
+        _write_history(run.run_dir / "history.csv", run.history)
     if writer is not None:
         for k, v in row.items():
             if k != "epoch":
@@ -211,28 +240,32 @@ def _epoch(run: _Run, train_set, val_set, dev: torch.device, amp, writer, stop: 
     log.info("epoch %d/%d  loss_g %.4f  loss_d %.4f  val_dice %.4f%s  (%.0f s)", run.epoch,
              tc.epochs, row["loss_g"], row["loss_d"], row["val_dice"],
              "  *best" if improved else "", row["seconds"])
-    if stop.requested and not last:
-        raise _interrupted(stop, run)
+    signum = run.ddp.agreed_signal(stop)
+    if signum and not last:
+        raise _interrupted(signum, run)
 
 
 def _train_batches(run: _Run, train_set, dev: torch.device, amp, stop: StopRequest,
                    progress: bool) -> None:
     """Run the epoch's remaining batches, stopping early (state kept) when a signal came."""
     tc, state = run.cfg.train, run.partial
-    batches = state.order.split(tc.batch_size)
+    batches = run.ddp.split_batches(state.order, tc.batch_size)
     bar = tqdm(total=len(batches), initial=state.step, desc=f"epoch {run.epoch + 1}/{tc.epochs}",
                disable=not progress, leave=False)
     with bar:
         for idx in batches[state.step:]:
-            if stop.requested:
+            if run.ddp.agreed_signal(stop):
                 return
             images = to_model_input(train_set.images[idx])
             masks = train_set.masks[idx].float()
             if run.cfg.data.augment.enabled:
                 images, masks = augment(images, masks, run.cfg.data.augment, run.data_rng)
-            images = images.to(dev, memory_format=torch.channels_last)
-            masks = masks.to(dev, memory_format=torch.channels_last)
-            logs = train_step(run.g, run.d, run.opt_g, run.opt_d, images, masks, tc, amp)
+            # the global batch is augmented alike on every rank, then each keeps its share
+            images = run.ddp.shard(images).to(dev, memory_format=torch.channels_last)
+            masks = run.ddp.shard(masks).to(dev, memory_format=torch.channels_last)
+            logs = train_step(run.g_step, run.d_step, run.opt_g, run.opt_d, images, masks, tc, amp)
+            logs = run.ddp.mean(logs)  # the global batch's losses, the same on every rank
+            run.ddp.average_buffers(run.g, run.d)
             _check_finite(logs, run, len(batches))
             for k, v in logs.items():
                 state.sums[k] = state.sums.get(k, 0.0) + v
@@ -255,8 +288,8 @@ def _check_finite(logs: dict[str, float], run: _Run, n_batches: int) -> None:
         )
 
 
-def _interrupted(stop: StopRequest, run: _Run) -> Interrupted:
-    signum = stop.signum if stop.signum is not None else signal.SIGINT
+def _interrupted(signum: int, run: _Run) -> Interrupted:
+    signum = signum or signal.SIGINT
     return Interrupted(
         signum, f"interrupted by {signal.Signals(signum).name}; {run.run_dir / 'last.pt'}: "
                 f"{run.saved}; continue with --resume",
@@ -294,15 +327,17 @@ def validate(
     return {k: torch.cat(v).mean().item() for k, v in per_image.items()}
 
 
-def _build_run(cfg: Config, run_dir: Path, dev: torch.device) -> _Run:
+def _build_run(cfg: Config, run_dir: Path, ddp: Distributed) -> _Run:
     tc = cfg.train
     g, d = build_models(cfg.model)
-    g, d = (m.to(dev, memory_format=torch.channels_last) for m in (g, d))
+    g, d = (m.to(ddp.device, memory_format=torch.channels_last) for m in (g, d))
+    ddp.split_rng()  # after the (identical) initialisation: per-rank dropout masks
     return _Run(
         cfg, run_dir, g, d,
         torch.optim.Adam(g.parameters(), tc.lr_g, betas=(tc.beta1, tc.beta2)),
         torch.optim.Adam(d.parameters(), tc.lr_d, betas=(tc.beta1, tc.beta2)),
         torch.Generator().manual_seed(tc.seed),
+        ddp, *ddp.wrap(g, d),
     )
 
 
@@ -314,7 +349,7 @@ def _restore(run: _Run, ckpt: dict[str, Any], n_train: int) -> None:
         run.d.load_state_dict(ckpt["discriminator"])
         run.opt_g.load_state_dict(ckpt["opt_g"])
         run.opt_d.load_state_dict(ckpt["opt_d"])
-        torch.set_rng_state(ckpt["rng"]["torch"])
+        run.ddp.restore_rng(ckpt["rng"])
         run.data_rng.set_state(ckpt["rng"]["data"])
         run.epoch, run.best_dice = int(ckpt["epoch"]), float(ckpt["best_dice"])
         run.history = list(ckpt["history"])
@@ -333,7 +368,15 @@ def _restore(run: _Run, ckpt: dict[str, Any], n_train: int) -> None:
 
 
 def _save(run: _Run, best: bool = False) -> None:
-    """Write last.pt (and best.pt) atomically; mid-epoch when ``run.partial`` is set."""
+    """Write last.pt (and best.pt) atomically; mid-epoch when ``run.partial`` is set. Under
+    torchrun every rank calls it, rank 0 writes, and all return once the files are complete (a
+    rank that exited earlier would make torchrun stop rank 0 in the middle of writing)."""
+    rank_rngs = run.ddp.gather_rng_states()  # every rank's dropout RNG (None in one process)
+    run.ddp.from_main(lambda: _write_checkpoint(run, rank_rngs, best))
+    run.saved = _describe(run)
+
+
+def _write_checkpoint(run: _Run, rank_rngs: list[torch.Tensor] | None, best: bool) -> None:
     state = {
         "format": FORMAT, "version": VERSION, "config": run.cfg.to_dict(), "epoch": run.epoch,
         "generator": run.g.state_dict(), "discriminator": run.d.state_dict(),
@@ -341,12 +384,13 @@ def _save(run: _Run, best: bool = False) -> None:
         "rng": {"torch": torch.get_rng_state(), "data": run.data_rng.get_state()},
         "best_dice": run.best_dice, "best_epoch": run.best_epoch, "history": run.history,
     }
+    if rank_rngs is not None:
+        state["rng"]["torch_ranks"] = rank_rngs
     if run.partial is not None:
         state["partial"] = run.partial.to_dict()
     atomic_save(state, run.run_dir / "last.pt")
     if best:
         atomic_save(state, run.run_dir / "best.pt")
-    run.saved = _describe(run)
 
 
 def _describe(run: _Run) -> str:
@@ -354,6 +398,12 @@ def _describe(run: _Run) -> str:
         n = math.ceil(len(run.partial.order) / run.cfg.train.batch_size)
         return f"resumable, epoch {run.epoch + 1} stopped after step {run.partial.step} of {n}"
     return f"the last good checkpoint, after epoch {run.epoch}"
+
+
+def _hold(run_dir: Path, held: contextlib.ExitStack) -> None:
+    """Lock ``run_dir`` until ``held`` closes; remove the temp files of killed writes."""
+    held.enter_context(_locked(run_dir))
+    remove_stale_temps(run_dir)
 
 
 @contextlib.contextmanager
