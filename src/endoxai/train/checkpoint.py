@@ -7,7 +7,8 @@ A checkpoint is a dict of tensors and plain values::
      "epoch": int,                        # completed epochs
      "generator": state_dict, "discriminator": state_dict,
      "opt_g": state_dict, "opt_d": state_dict,
-     "rng": {"torch": ByteTensor, "data": ByteTensor},   # global and data/augmentation generators
+     "rng": {"torch": ByteTensor, "data": ByteTensor,    # global and data/augmentation generators
+             "torch_ranks": [ByteTensor, ...]},     # only from torchrun: each process's own stream
      "best_dice": float, "best_epoch": int, "history": [ {column: value} per epoch ],
      "partial": {"step": int, "order": LongTensor, "sums": {name: float}, "seconds": float}}
 

@@ -256,13 +256,15 @@ def _train_batches(run: _Run, train_set, dev: torch.device, amp, stop: StopReque
         for idx in batches[state.step:]:
             if run.ddp.agreed_signal(stop):
                 return
-            images = to_model_input(train_set.images[idx])
-            masks = train_set.masks[idx].float()
+            # uint8 goes to the device first: conversion and augmentation then run there (on a
+            # GPU they would otherwise keep the CPU busier than the model step)
+            images = to_model_input(train_set.images[idx].to(dev))
+            masks = train_set.masks[idx].to(dev).float()
             if run.cfg.data.augment.enabled:
                 images, masks = augment(images, masks, run.cfg.data.augment, run.data_rng)
             # the global batch is augmented alike on every rank, then each keeps its share
-            images = run.ddp.shard(images).to(dev, memory_format=torch.channels_last)
-            masks = run.ddp.shard(masks).to(dev, memory_format=torch.channels_last)
+            images = run.ddp.shard(images).contiguous(memory_format=torch.channels_last)
+            masks = run.ddp.shard(masks).contiguous(memory_format=torch.channels_last)
             logs = train_step(run.g_step, run.d_step, run.opt_g, run.opt_d, images, masks, tc, amp)
             logs = run.ddp.mean(logs)  # the global batch's losses, the same on every rank
             run.ddp.average_buffers(run.g, run.d)
