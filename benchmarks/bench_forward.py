@@ -3,8 +3,9 @@
 For each image size, one table with rows measured side by side (interleaved rounds, medians):
 
 - ``fp32 NCHW``: ``Generator.logits`` under ``torch.no_grad`` in the default layout (the plain
-  eager baseline); ``fp32 channels-last``; ``bf16 channels-last`` (autocast, what ``predict``
-  uses by default on a CPU with native bf16); ``bf16 channels-last, compiled`` with
+  eager baseline); ``fp32 channels-last``; ``bf16 channels-last (autocast)``; ``bf16, weights
+  stored bf16``: ``predict.prepare_for_inference`` (convolution weights cast once, then autocast:
+  the same numbers, what ``endoxai predict`` runs by default on a CPU with native bf16); ``bf16 channels-last, compiled`` with
   ``--compile`` (torch.compile of the same module); ``onnxruntime fp32`` when onnxruntime is
   installed (the model is exported by ``endoxai.export`` first).
 - FLOP floor: the generator's multiply-adds counted from its layers (2 FLOP each) divided by the
@@ -27,6 +28,7 @@ from common import interleaved, load_average, machine, median, peak_rss, table, 
 from torch import nn
 
 from endoxai.models import Generator
+from endoxai.predict import prepare_for_inference
 from endoxai.runtime import autocast
 
 
@@ -101,6 +103,7 @@ def run(args: argparse.Namespace) -> str:
     torch.manual_seed(args.seed)
     g = Generator().eval()
     g_cl = copy.deepcopy(g).to(memory_format=torch.channels_last)
+    g_bf16 = prepare_for_inference(copy.deepcopy(g), "bf16")
     facts = machine()
     load_before = load_average()
     rates = {"fp32": gemm_rate(torch.float32), "bf16": gemm_rate(torch.bfloat16)}
@@ -116,7 +119,8 @@ def run(args: argparse.Namespace) -> str:
             methods = {
                 "fp32 NCHW (plain eager)": _forward(g, x, "fp32"),
                 "fp32 channels-last": _forward(g_cl, x_cl, "fp32"),
-                "bf16 channels-last": _forward(g_cl, x_cl, "bf16"),
+                "bf16 channels-last (autocast)": _forward(g_cl, x_cl, "bf16"),
+                "bf16, weights stored bf16 (predict's path)": _forward(g_bf16, x_cl, "bf16"),
             }
             if args.compile:
                 compiled = torch.compile(g_cl.logits)

@@ -108,28 +108,36 @@ def loss_curve(args: argparse.Namespace, data: Path | None) -> list[str]:
     cfg = TrainConfig()
     data_batches, source = batches(data, 256, args.curve_steps, args.batch)
     runs = {"fp32, seed 0": (0, "fp32"), "bf16, seed 0": (0, "bf16"), "fp32, seed 1": (1, "fp32")}
-    tail = max(1, args.curve_steps // 3)
+    tail = max(2, args.curve_steps // 3)
+    keys = ("loss_g_l1", "loss_d", "loss_g_adv")
     means: dict[str, dict[str, float]] = {}
+    sems: dict[str, dict[str, float]] = {}
     for name, (seed, precision) in runs.items():
         trainer = Trainer(seed, precision, True, cfg)
         logs = []
         for i, (images, masks) in enumerate(data_batches):
             logs.append(trainer.step(images, masks))
             print(f"curve {name}: step {i + 1}/{len(data_batches)}", file=sys.stderr)
-        means[name] = {k: sum(row[k] for row in logs[-tail:]) / tail
-                       for k in ("loss_g_l1", "loss_d", "loss_g_adv")}
-    rows = [[name] + [f"{means[name][k]:.4f}" for k in ("loss_g_l1", "loss_d", "loss_g_adv")]
+        values = {k: torch.tensor([row[k] for row in logs[-tail:]], dtype=torch.float64)
+                  for k in keys}
+        means[name] = {k: v.mean().item() for k, v in values.items()}
+        sems[name] = {k: (v.std() / tail ** 0.5).item() for k, v in values.items()}
+    rows = [[name] + [f"{means[name][k]:.4f} ± {sems[name][k]:.4f}" for k in keys]
             for name in runs]
-    keys = ("loss_g_l1", "loss_d")
-    precision_gap = {k: abs(means["bf16, seed 0"][k] - means["fp32, seed 0"][k]) for k in keys}
+    gap = {k: abs(means["bf16, seed 0"][k] - means["fp32, seed 0"][k]) for k in keys}
     seed_gap = {k: abs(means["fp32, seed 1"][k] - means["fp32, seed 0"][k]) for k in keys}
-    verdict = "within" if all(precision_gap[k] <= seed_gap[k] for k in keys) else "NOT within"
+    # noise of a tail mean: the larger of the seed-to-seed gap and two standard errors of the
+    # difference of two tail means (batch-to-batch scatter)
+    noise = {k: max(seed_gap[k], 2 * (sems["fp32, seed 0"][k] ** 2
+                                      + sems["bf16, seed 0"][k] ** 2) ** 0.5) for k in keys}
+    verdict = "within" if all(gap[k] <= noise[k] for k in keys) else "NOT within"
     return ["", f"Loss after {args.curve_steps} steps at 256², batch {args.batch}, same batches "
-            f"({source}); means over the last {tail} steps:", "",
+            f"({source}); mean ± standard error over the last {tail} steps:", "",
             table(["run", "G L1 loss", "D loss", "G adversarial loss"], rows), "",
-            "|bf16 - fp32| = " + ", ".join(f"{k} {precision_gap[k]:.4f}" for k in keys)
-            + "; |seed 1 - seed 0| = " + ", ".join(f"{k} {seed_gap[k]:.4f}" for k in keys)
-            + f": bf16 is {verdict} the seed-to-seed noise."]
+            "|bf16 - fp32| = " + ", ".join(f"{k} {gap[k]:.4f}" for k in keys)
+            + "; noise = max(|seed 1 - seed 0|, 2 standard errors of the difference) = "
+            + ", ".join(f"{k} {noise[k]:.4f}" for k in keys)
+            + f": bf16 is {verdict} the noise."]
 
 
 def run(args: argparse.Namespace) -> str:

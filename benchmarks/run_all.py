@@ -43,7 +43,7 @@ QUICK = {
     "masks": ["--limit", "4"],
     "lrp": ["--size", "256", "--repeats", "1", "--warmup", "0", "--methods", "epsilon-gamma-box"],
     "train": ["--sizes", "256", "--batch", "2", "--steps", "1", "--warmup", "0",
-              "--curve-steps", "0", "--synthetic"],
+              "--curve-steps", "3", "--synthetic"],
     "data": ["--sizes", "256", "--repeats", "1", "--limit", "16"],
 }
 TITLES = {

@@ -133,3 +133,24 @@ def test_ids_select_the_images(checkpoint, tmp_path):
     assert sorted(p.name for p in summary.written) == ["a.png", "c.png"]
     with pytest.raises(UserError, match="zzz"):
         predict_files(checkpoint, folder, tmp_path / "out2", device="cpu", ids=["a", "zzz"])
+
+
+def test_prepared_bf16_model_gives_the_autocast_numbers():
+    """Storing the conv weights in bf16 once must give exactly what autocast computes when it
+    casts them on every call (the same rounded weights, the same kernels)."""
+    import copy
+
+    from endoxai.predict import predict_logits, prepare_for_inference
+
+    torch.manual_seed(0)
+    g = Generator().eval()
+    images = torch.randint(0, 256, (1, 3, 256, 256), dtype=torch.uint8)
+    reference = predict_logits(copy.deepcopy(g).to(memory_format=torch.channels_last), images,
+                               "bf16")
+    prepared = prepare_for_inference(copy.deepcopy(g), "bf16")
+    assert prepared.down2[0].weight.dtype == torch.bfloat16
+    assert prepared.down2[1].weight.dtype == torch.float32  # BatchNorm stays float32
+    torch.testing.assert_close(predict_logits(prepared, images, "bf16"), reference,
+                               rtol=0, atol=1e-6)
+    fp32 = prepare_for_inference(copy.deepcopy(g), "fp32")
+    assert all(p.dtype == torch.float32 for p in fp32.parameters())

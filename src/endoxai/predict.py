@@ -33,6 +33,27 @@ class PredictSummary:
     failures: list[str] = field(default_factory=list)  # one line per failed file
 
 
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def prepare_for_inference(g: torch.nn.Module, precision: str) -> torch.nn.Module:
+    """``g`` in channels-last layout, with its (transposed) convolution weights and biases stored
+    in the autocast dtype when ``precision`` is bf16 / fp16.
+
+    Autocast would cast those weights on every forward (54 M parameters: about a tenth of a bf16
+    forward on a 2-core CPU); stored once, the results are the same numbers, since autocast runs
+    convolutions in that dtype anyway. BatchNorm keeps its float32 parameters. Modifies and
+    returns ``g``, which then only runs under ``autocast(precision)``.
+    """
+    g = g.to(memory_format=torch.channels_last)
+    dtype = AUTOCAST_DTYPES.get(precision)
+    if dtype is not None:
+        for module in g.modules():
+            if isinstance(module, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)):
+                module.to(dtype)
+    return g
+
+
 FLIPS = ((), (3,), (2,), (2, 3))  # identity, horizontal, vertical, both: test-time augmentation
 
 
@@ -131,7 +152,7 @@ def predict_files(
     dev = resolve_device(device)
     precision = resolve_precision(precision, dev, inference=True)
     g, cfg = load_generator(checkpoint, map_location=dev)
-    g = g.to(memory_format=torch.channels_last)
+    g = prepare_for_inference(g, precision)
     out = Path(output_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
