@@ -32,7 +32,7 @@ HERE = Path(__file__).resolve().parent
 BEGIN, END = "<!-- benchmarks:begin -->", "<!-- benchmarks:end -->"
 
 FULL = {
-    "forward": ["--sizes", "512", "256", "--repeats", "7", "--warmup", "2"],
+    "forward": ["--sizes", "512", "256", "--repeats", "7", "--warmup", "2", "--compile"],
     "masks": [],
     "lrp": ["--size", "512", "--batch", "1", "--repeats", "5", "--bf16", "--prepared"],
     "train": ["--sizes", "256", "512", "--steps", "4", "--curve-steps", "30"],
