@@ -44,6 +44,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="LRP composite of the gallery heatmaps (default: %(default)s)")
     p.add_argument("--batch-size", type=int, default=4, metavar="N",
                    help="images per forward / LRP pass (default: %(default)s)")
+    p.add_argument("--precision", default="auto", choices=("fp32", "bf16", "auto"),
+                   help="of the validation predictions, as for endoxai predict (default: auto)")
     p.set_defaults(func=run)
 
 
@@ -53,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     report = build_report(
         args.run, args.output, data=args.data, max_images=args.max_images,
         faithfulness=args.faithfulness, composite=args.composite, batch_size=args.batch_size,
-        progress=None if not args.quiet else False,
+        progress=None if not args.quiet else False, precision=args.precision,
     )
     print(f"wrote {report.path} ({report.n_gallery} of {report.n_images} validation images in "
           f"the gallery)")

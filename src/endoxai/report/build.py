@@ -52,6 +52,7 @@ from endoxai.report.page import (
     swatch,
     table,
 )
+from endoxai.runtime import resolve_precision
 from endoxai.train.checkpoint import load_generator
 from endoxai.viz import heatmap_rgb, overlay_heatmap, overlay_mask
 
@@ -93,6 +94,7 @@ def build_report(
     composite: str = "epsilon-gamma-box",
     batch_size: int = 4,
     progress: bool | None = None,
+    precision: str = "auto",
 ) -> ReportSummary:
     """Write ``output_dir/index.html`` and its images in ``output_dir/img/`` for the run in
     ``run_dir`` (``best.pt``, ``split.json``, ``history.csv``; see the module docstring).
@@ -101,8 +103,10 @@ def build_report(
     size, the validation images with the lowest Dice first (0: no gallery). ``faithfulness``: a
     folder or ``faithfulness.json`` from ``endoxai evaluate-explanations`` (default:
     ``run_dir/faithfulness`` if it exists). ``composite``: LRP rules of the gallery heatmaps.
-    ``progress``: tqdm bars (None: only on a terminal). UserError for a missing run file, dataset
-    or faithfulness file, an unknown composite or a bad number.
+    ``progress``: tqdm bars (None: only on a terminal). ``precision``: of the validation
+    predictions, as for ``endoxai predict`` (so the report's metrics equal predict + evaluate).
+    UserError for a missing run file, dataset or faithfulness file, an unknown composite or a bad
+    number.
     """
     run_dir, out = Path(run_dir), Path(output_dir)
     if not run_dir.is_dir():
@@ -122,7 +126,8 @@ def build_report(
     arrays = load_arrays(index, ids, size, progress=progress is not False)
     if not arrays.stems:
         raise UserError(f"none of the {len(ids)} validation pairs of {index.where} could be read")
-    logits = torch.cat([predict_logits(model, arrays.images[i:i + batch_size])
+    precision = resolve_precision(precision, torch.device("cpu"), inference=True)
+    logits = torch.cat([predict_logits(model, arrays.images[i:i + batch_size], precision)
                         for i in range(0, len(arrays.stems), batch_size)])
     counts = _original_size_counts(index, arrays.stems, logits)
     metrics = summarize(counts)
