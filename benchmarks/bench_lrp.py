@@ -39,25 +39,16 @@ from torch import nn
 
 from endoxai.explain import Explainer, explain
 from endoxai.explain.zennit_compat import import_zennit
-from endoxai.models import Generator
+from endoxai.models import Generator, GeneratorLogits
 
 COMPOSITES = ("epsilon-gamma-box", "paper", "lrp0")
 GAMMA, EPS = 0.25, 1e-6  # the paper composite's γ and the stabiliser shared by all rules
 
 
 # ---------------------------------------------------------------- Zennit with block maps
-class _Logits(nn.Module):
-    def __init__(self, generator: nn.Module) -> None:
-        super().__init__()
-        self.generator = generator
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.generator.logits(x)
-
-
 def zennit_explain(zennit, generator: Generator, x: torch.Tensor) -> tuple[torch.Tensor, dict]:
     """Input and block relevances by Zennit's EpsilonGammaBox (target 'mask', logit start)."""
-    wrapped = _Logits(generator).eval()
+    wrapped = GeneratorLogits(generator).eval()
     composite = zennit.composites.EpsilonGammaBox(low=-1.0, high=1.0)
     outputs: dict[str, torch.Tensor] = {}
     handles = [

@@ -32,7 +32,7 @@ from torch import nn
 from endoxai import __version__
 from endoxai.errors import UserError
 from endoxai.fileio import atomic_write_bytes, file_ids, is_one_of
-from endoxai.models import Generator
+from endoxai.models import GeneratorLogits
 
 log = logging.getLogger(__name__)
 
@@ -69,17 +69,6 @@ def _first_line(err: BaseException) -> str:
     return lines[0] if lines else type(err).__name__
 
 
-class _Logits(nn.Module):
-    """The generator's pre-tanh output as ``forward``, which is what the exporters trace."""
-
-    def __init__(self, generator: Generator) -> None:
-        super().__init__()
-        self.generator = generator
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.generator.logits(x)
-
-
 def export_onnx(
     checkpoint: str | Path,
     output: str | Path,
@@ -113,7 +102,7 @@ def export_onnx(
     _check_output(output, checkpoint)  # before the slow export, not after it
     size = cfg.data.image_size
     example = torch.zeros(1 if batch == "dynamic" else batch, cfg.model.in_channels, size, size)
-    model = _Logits(g).eval()  # the TorchScript exporter restores the wrapper's mode afterwards
+    model = GeneratorLogits(g).eval()  # the TorchScript exporter restores the wrapper's mode afterwards
     start = time.perf_counter()
     try:
         if exporter == "torchscript":

@@ -17,6 +17,7 @@ from torch import nn
 
 from endoxai.explain import explain
 from endoxai.explain.zennit_compat import import_zennit
+from endoxai.models import GeneratorLogits
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # --import-mode=importlib: find lrp_models
 from lrp_models import random_generator, random_images
@@ -26,20 +27,9 @@ zennit = import_zennit()
 pytestmark = pytest.mark.skipif(zennit is None, reason="zennit is not installed")
 
 
-class Logits(nn.Module):
-    """Generator.logits as a module's forward, for Zennit's hooks."""
-
-    def __init__(self, generator: nn.Module) -> None:
-        super().__init__()
-        self.generator = generator
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.generator.logits(x)
-
-
 def zennit_relevance(model: nn.Module, x: torch.Tensor, composite) -> torch.Tensor:
     """Zennit's input relevance for the target 'mask', starting from the logit."""
-    wrapped = Logits(copy.deepcopy(model)).eval()
+    wrapped = GeneratorLogits(copy.deepcopy(model)).eval()
     x = x.clone().requires_grad_(True)
     with composite.context(wrapped) as modified:
         logits = modified(x)

@@ -74,3 +74,16 @@ def test_bad_input_size_raises(shape):
 def test_non_square_multiple_of_256_works():
     with torch.no_grad():
         assert Generator().eval()(torch.zeros(1, 3, 256, 512)).shape == (1, 1, 256, 512)
+
+
+def test_generator_logits_module_shares_the_generator():
+    from endoxai.models import GeneratorLogits
+
+    torch.manual_seed(0)
+    g = Generator().eval()
+    wrapped = GeneratorLogits(g)
+    x = torch.rand(1, 3, 256, 256) * 2 - 1
+    with torch.no_grad():
+        torch.testing.assert_close(wrapped(x), g.logits(x), rtol=0, atol=0)
+        assert not torch.equal(wrapped(x), g(x))  # forward is the pre-tanh output, not tanh
+    assert all(a is b for a, b in zip(wrapped.parameters(), g.parameters()))

@@ -1,9 +1,9 @@
 """Generator and discriminator of the pix2pix GAN (Table 1 of Ahmed & Ali 2021)."""
 
 from endoxai.models.discriminator import Discriminator
-from endoxai.models.generator import Generator, check_input_size
+from endoxai.models.generator import Generator, GeneratorLogits, check_input_size
 
-__all__ = ["Discriminator", "Generator", "build_models", "check_input_size"]
+__all__ = ["Discriminator", "Generator", "GeneratorLogits", "build_models", "check_input_size"]
 
 
 def build_models(model_cfg) -> tuple[Generator, Discriminator]:

@@ -102,3 +102,16 @@ def init_weights(module: nn.Module) -> None:
         elif isinstance(m, nn.BatchNorm2d):
             nn.init.normal_(m.weight, 1.0, 0.02)
             nn.init.zeros_(m.bias)
+
+
+class GeneratorLogits(nn.Module):
+    """A generator's pre-tanh ``logits`` as a module's ``forward``, for tools that hook or trace
+    ``forward`` only (DistributedDataParallel, the ONNX exporters, Zennit). Shares its parameters
+    with ``generator``."""
+
+    def __init__(self, generator: nn.Module) -> None:
+        super().__init__()
+        self.generator = generator
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.generator.logits(x)

@@ -52,6 +52,7 @@ import torch
 from torch import nn
 
 from endoxai.errors import Interrupted, UserError
+from endoxai.models import GeneratorLogits
 from endoxai.train.interrupt import StopRequest
 
 log = logging.getLogger(__name__)
@@ -129,7 +130,7 @@ class Distributed:
                           if "forward_sync_buffers" in inspect.signature(DDP).parameters
                           else {"broadcast_buffers": False})
         ids = [self.device.index] if self.device.type == "cuda" else None
-        return (_DDPGenerator(DDP(_Logits(g), device_ids=ids, **no_buffer_sync)),
+        return (_DDPGenerator(DDP(GeneratorLogits(g), device_ids=ids, **no_buffer_sync)),
                 DDP(d, device_ids=ids, **no_buffer_sync))
 
     def split_rng(self) -> None:
@@ -227,17 +228,6 @@ class Distributed:
         if kind == "ok":
             return payload
         raise _rebuild_error(payload)
-
-
-class _Logits(nn.Module):
-    """``forward`` is the generator's ``logits``: DDP intercepts ``forward`` only."""
-
-    def __init__(self, g: nn.Module) -> None:
-        super().__init__()
-        self.g = g
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.g.logits(x)
 
 
 class _DDPGenerator:
