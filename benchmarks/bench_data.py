@@ -22,10 +22,10 @@ import time
 from pathlib import Path
 
 import torch
-from common import kvasir_seg, load_average, machine, peak_rss, table, script_main
+from common import kvasir_split, load_average, machine, peak_rss, table, script_main
 
 from endoxai.config import load_config
-from endoxai.data import augment, find_dataset, load_arrays
+from endoxai.data import augment, load_arrays
 from endoxai.data.preprocess import to_model_input
 
 
@@ -40,11 +40,10 @@ def cached_epoch(arrays, batch: int, cfg) -> float:
 
 
 def run(args: argparse.Namespace) -> str:
-    data = kvasir_seg(args.data)
-    if data is None:
+    found = kvasir_split(args.data, "train", args.limit)
+    if found is None:
         return "data pipeline: skipped (Kvasir-SEG not found; pass --data)\n"
-    index = find_dataset(data)
-    train = (data / "train.txt").read_text().split()[: args.limit]
+    _, index, train = found
     every = sorted(index.images)[: args.limit]
     cfg = load_config("default")
     out = [f"Command: `python benchmarks/bench_data.py {' '.join(sys.argv[1:])}`", ""]

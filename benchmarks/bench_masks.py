@@ -19,9 +19,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from common import kvasir_seg, load_average, machine, table, script_main
+from common import kvasir_split, load_average, machine, table, script_main
 
-from endoxai.data import find_dataset
 from endoxai.data.io import read_image, read_mask
 from endoxai.data.preprocess import resize_image
 from endoxai.metrics import confusion_counts, medai_scores
@@ -32,11 +31,10 @@ PRECISIONS = ("fp32", "bf16")
 
 
 def run(args: argparse.Namespace) -> str:
-    data = kvasir_seg(args.data)
-    if data is None:
+    found = kvasir_split(args.data, "val", args.limit)
+    if found is None:
         return "bf16 vs fp32 masks: skipped (Kvasir-SEG not found; pass --data)\n"
-    index = find_dataset(data)
-    stems = (data / "val.txt").read_text().split()[: args.limit]
+    data, index, stems = found
     g, cfg = load_generator(args.checkpoint)
     g = g.to(memory_format=torch.channels_last)
     size = cfg.data.image_size

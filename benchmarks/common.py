@@ -113,6 +113,17 @@ def kvasir_seg(data: Path | None = None) -> Path | None:
     return path if (path / "images").is_dir() else None
 
 
+def kvasir_split(data: Path | None, split: str, limit: int | None = None):
+    """(folder, DatasetIndex, the first ``limit`` ids of ``<split>.txt``) of Kvasir-SEG, or None
+    when the dataset is absent (the caller then reports the section as skipped)."""
+    from endoxai.data import find_dataset
+
+    folder = kvasir_seg(data)
+    if folder is None:
+        return None
+    return folder, find_dataset(folder), (folder / f"{split}.txt").read_text().split()[:limit]
+
+
 def write_output(report: str, output: Path | None, append: bool = False) -> None:
     print(report)
     if output:
