@@ -19,7 +19,13 @@ from endoxai.data.preprocess import resize_image, to_model_input
 from endoxai.data.splits import select_ids
 from endoxai.errors import ItemError, UserError
 from endoxai.fileio import atomic_write_bytes, file_ids, is_one_of
-from endoxai.runtime import autocast, prefetch, resolve_device, resolve_precision
+from endoxai.runtime import (
+    AUTOCAST_DTYPES,
+    autocast,
+    prefetch,
+    resolve_device,
+    resolve_precision,
+)
 from endoxai.train.checkpoint import load_generator
 
 log = logging.getLogger(__name__)
@@ -31,9 +37,6 @@ UPSAMPLING = ("bilinear", "nearest")
 class PredictSummary:
     written: list[Path] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)  # one line per failed file
-
-
-AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def prepare_for_inference(g: torch.nn.Module, precision: str) -> torch.nn.Module:

@@ -59,13 +59,15 @@ def resolve_precision(precision: str, device: torch.device, inference: bool = Fa
     return "bf16" if cpu_has_native_bf16() else "fp32"
 
 
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}  # fp32: no autocast
+
+
 def autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
     """Autocast context for the resolved precision (fp32: a no-op context)."""
-    if precision == "bf16":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    if precision == "fp16":
-        return torch.autocast(device.type, dtype=torch.float16)
-    return contextlib.nullcontext()
+    dtype = AUTOCAST_DTYPES.get(precision)
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
 
 
 T = TypeVar("T")

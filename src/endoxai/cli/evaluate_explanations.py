@@ -29,6 +29,7 @@ faithfulness.json, faithfulness_per_image.csv, faithfulness_curves.png; prints a
 
 def register(sub: argparse._SubParsersAction) -> None:
     # Imported lazily elsewhere; the method list and defaults come from the module itself.
+    from endoxai.config import PRECISIONS
     from endoxai.explain import faithfulness as fa
 
     p = sub.add_parser(
@@ -66,7 +67,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=8, metavar="N",
                    help="perturbed copies per forward pass (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="random order and noise (default: 0)")
-    p.add_argument("--precision", default="auto", choices=("fp32", "bf16", "auto"),
+    p.add_argument("--precision", default="auto", choices=PRECISIONS,
                    help="of the perturbation forward passes; auto = bf16 where the CPU/GPU runs "
                         "it natively (default: %(default)s)")
     p.set_defaults(func=run)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from endoxai.config import PRECISIONS
 from endoxai.explain import COMPOSITES, STARTS
 from endoxai.explain.files import TARGET_HELP, conservation_table, explain_files
 
@@ -42,7 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "paper (default: %(default)s)")
     p.add_argument("--batch-size", type=int, default=1, metavar="N",
                    help="images explained together (memory grows with N; default: %(default)s)")
-    p.add_argument("--precision", default="auto", choices=("fp32", "bf16", "auto"),
+    p.add_argument("--precision", default="auto", choices=PRECISIONS,
                    help="of the LRP pass. auto (default): bf16 autocast on CPUs with native bf16 "
                         "for composites whose rules tolerate it (epsilon-gamma-box, alpha-beta; "
                         "about 2.4x faster, maps correlate > 0.999 with fp32), else fp32. fp32 "

@@ -20,6 +20,7 @@ It predicts the validation images of RUN/split.json with RUN/best.pt and shows
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from endoxai.config import PRECISIONS
     from endoxai.explain import COMPOSITES
 
     p = sub.add_parser(
@@ -44,7 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="LRP composite of the gallery heatmaps (default: %(default)s)")
     p.add_argument("--batch-size", type=int, default=4, metavar="N",
                    help="images per forward / LRP pass (default: %(default)s)")
-    p.add_argument("--precision", default="auto", choices=("fp32", "bf16", "auto"),
+    p.add_argument("--precision", default="auto", choices=PRECISIONS,
                    help="of the validation predictions, as for endoxai predict (default: auto)")
     p.set_defaults(func=run)
 

@@ -80,6 +80,7 @@ from matplotlib.figure import Figure
 from torch import nn
 from tqdm import tqdm
 
+from endoxai.config import PRECISIONS
 from endoxai.data import decode_pair, find_dataset, read_split
 from endoxai.data.archive import archive_suffix
 from endoxai.data.layouts import DatasetIndex
@@ -390,7 +391,7 @@ class FaithfulnessSettings:
         check_methods(self.methods)
         if self.baseline not in BASELINES:
             raise ValueError(f"baseline must be one of {', '.join(BASELINES)}; got {self.baseline!r}")
-        if self.precision not in ("fp32", "bf16", "auto"):
+        if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be fp32, bf16 or auto; got {self.precision!r}")
         for name in ("steps", "ig_steps", "batch_size"):
             if getattr(self, name) < 1:
