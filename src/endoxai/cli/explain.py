@@ -46,7 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--precision", default="auto", choices=PRECISIONS,
                    help="of the LRP pass. auto (default): bf16 autocast on CPUs with native bf16 "
                         "for composites whose rules tolerate it (epsilon-gamma-box, alpha-beta; "
-                        "about 2.4x faster, maps correlate > 0.999 with fp32), else fp32. fp32 "
+                        "1.6x faster at 512², maps correlate > 0.99 with fp32), else fp32. fp32 "
                         "conserves relevance to rounding error")
     p.set_defaults(func=run)
 

@@ -68,9 +68,10 @@ class Explainer:
     they were at construction (BatchNorm statistics, folded weights).
 
     ``precision``: ``fp32`` (default: relevance is conserved to rounding, the tested guarantee),
-    ``bf16`` / ``fp16`` (the modified forward and its backward run under autocast: about 2.4x
-    faster on a CPU with native bf16; relevance then agrees with fp32 to a correlation of about
-    0.9999 and totals to about 1e-3, see docs/RESULTS.md) or ``auto`` (bf16 where the hardware has
+    ``bf16`` / ``fp16`` (the modified forward and its backward run under autocast: 1.6x faster
+    for epsilon-gamma-box at 512² on a CPU with native bf16, docs/RESULTS.md §5; the tests require
+    its maps to correlate > 0.99 with fp32 and the input total to stay within 2 % of the output
+    relevance) or ``auto`` (bf16 where the hardware has
     it natively and the composite is ``low_precision``-safe, else fp32). Results are always
     returned in float32.
     """
