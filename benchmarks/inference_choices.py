@@ -8,7 +8,11 @@ turns the logit maps into masks at each image's original size as ``endoxai predi
 - ``eval BN + flip TTA``: the mean logits of the image and its three flips (``predict --tta``);
 - ``batch BN``: BatchNorm with the statistics of each validation batch, no dropout;
 - ``pix2pix test mode``: batch statistics and dropout on, as pix2pix's own test script runs G
-  (one dropout draw, seeded).
+  (one dropout draw, seeded);
+- ``eval BN, recalibrated``: running statistics recomputed (plain average) over training images
+  with dropout off. During training the BatchNorms after the dropout blocks see the statistics of
+  dropped-out activations, which eval mode no longer produces (the "variance shift" between
+  dropout and BatchNorm); recalibration removes that mismatch without changing any weight.
 
 Each variant is scored at several logit thresholds (0 is ``predict``'s: probability 0.5).
 Choosing a threshold on the very images it is scored on flatters it: the table shows whether the
@@ -20,6 +24,7 @@ Example: ``python benchmarks/inference_choices.py --checkpoint runs/polyp/best.p
 from __future__ import annotations
 
 import argparse
+import copy
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -58,6 +63,21 @@ def logits_in_mode(g: torch.nn.Module, images: torch.Tensor, batch_stats: bool, 
         g.load_state_dict(saved, strict=False)
 
 
+@torch.no_grad()
+def recalibrated(g: torch.nn.Module, images: torch.Tensor, batch_size: int) -> torch.nn.Module:
+    """A copy of ``g`` in eval mode whose BatchNorm running statistics are the plain average of
+    the batch statistics of uint8 ``images`` (N, 3, S, S) with dropout off."""
+    g = copy.deepcopy(g).eval()
+    norms = [m for m in g.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the batches
+        m.train()
+    for batch in images.split(batch_size):
+        g.logits(to_model_input(batch))
+    return g.eval()
+
+
 def score(logit_maps: Sequence[torch.Tensor], truths: Sequence[np.ndarray],
           thresholds: Sequence[float] = THRESHOLDS) -> dict[float, dict]:
     """``summarize`` (MedAI, pooled, nnU-Net) of ``logit > t`` masks at the truths' sizes, per
@@ -71,17 +91,19 @@ def score(logit_maps: Sequence[torch.Tensor], truths: Sequence[np.ndarray],
     return out
 
 
-def variants(g: torch.nn.Module, batch_size: int, seed: int
+def variants(g: torch.nn.Module, batch_size: int, seed: int, train_images: torch.Tensor
              ) -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:
     def pix2pix(x: torch.Tensor) -> torch.Tensor:
         return logits_in_mode(g, x, batch_stats=True, dropout=True)
 
+    calibrated = recalibrated(g, train_images, batch_size)
     torch.manual_seed(seed)
     return {
         "eval BN": lambda x: predict_logits(g, x),
         "eval BN + flip TTA": lambda x: predict_logits(g, x, tta=True),
         "batch BN": lambda x: logits_in_mode(g, x, batch_stats=True, dropout=False),
         "pix2pix test mode": pix2pix,
+        "eval BN, recalibrated": lambda x: predict_logits(calibrated, x),
     }
 
 
@@ -98,8 +120,12 @@ def run(args: argparse.Namespace) -> str:
         truths.append(read_mask(*index.mask_source(stem)))
         images.append(torch.from_numpy(resize_image(image, size)).permute(2, 0, 1))
     batches = torch.stack(images).split(args.batch_size)
+    train_ids = kvasir_split(args.data, "train", args.recalibration_images)[2]
+    train_images = torch.stack([
+        torch.from_numpy(resize_image(read_image(*index.image_source(stem)), size)).permute(2, 0, 1)
+        for stem in train_ids])
     rows = []
-    for name, fn in variants(g, args.batch_size, args.seed).items():
+    for name, fn in variants(g, args.batch_size, args.seed, train_images).items():
         maps = [m for batch in batches for m in fn(batch)]
         print(f"inference choices: {name} done", file=sys.stderr)
         for t, s in score(maps, truths).items():
@@ -110,7 +136,8 @@ def run(args: argparse.Namespace) -> str:
     out = [f"Command: `python benchmarks/inference_choices.py {' '.join(sys.argv[1:])}`", ""]
     out += [f"- {k}: {v}" for k, v in machine().items()]
     out += [f"- checkpoint: {args.checkpoint} ({size}²), {len(stems)} validation images of "
-            f"{data}, batches of {args.batch_size}", "",
+            f"{data}, batches of {args.batch_size}; recalibration on the first "
+            f"{len(train_ids)} training images", "",
             table(["variant", "logit threshold", "MedAI Dice", "Jaccard", "Acc", "Recall",
                    "Precision", "pooled Dice"], rows)]
     return "\n".join(out) + "\n"
@@ -123,6 +150,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=8,
                    help="images per forward; also the batch whose statistics 'batch BN' uses")
     p.add_argument("--seed", type=int, default=0, help="seed of the dropout draw")
+    p.add_argument("--recalibration-images", type=int, default=256,
+                   help="training images whose statistics the recalibrated BatchNorms take")
 
 
 def main(argv: list[str] | None = None) -> int:

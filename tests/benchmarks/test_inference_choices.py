@@ -47,3 +47,27 @@ def test_logits_in_mode_restores_the_model():
     assert not any(m.training for m in g.modules())
     for k, v in g.state_dict().items():
         assert torch.equal(v, before[k]), k
+
+
+def test_recalibrated_statistics_are_the_plain_average_without_dropout():
+    torch.manual_seed(0)
+    g = Generator().eval()
+    x = torch.randint(0, 256, (4, 3, 256, 256), dtype=torch.uint8)
+    before = {k: v.clone() for k, v in g.state_dict().items()}
+    cal = inference_choices.recalibrated(g, x, batch_size=2)
+    # reference: the first BatchNorm (down2) sees down1's output; its statistics over the two
+    # batches of 2, averaged (dropout acts only later in the decoder)
+    bn = g.down2[1]
+    assert isinstance(bn, torch.nn.BatchNorm2d)
+    with torch.no_grad():
+        means, variances = [], []
+        for batch in (x[:2], x[2:]):
+            a = g.down2[0](g.down1(batch.float() / 127.5 - 1))
+            means.append(a.mean(dim=(0, 2, 3)))
+            variances.append(a.var(dim=(0, 2, 3), unbiased=True))
+    cal_bn = cal.down2[1]
+    torch.testing.assert_close(cal_bn.running_mean, torch.stack(means).mean(0), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(cal_bn.running_var, torch.stack(variances).mean(0), rtol=1e-4, atol=1e-5)
+    assert not cal.training and not any(m.training for m in cal.modules())
+    for k, v in g.state_dict().items():  # the original is untouched
+        assert torch.equal(v, before[k]), k
