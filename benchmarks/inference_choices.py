@@ -6,7 +6,10 @@ turns the logit maps into masks at each image's original size as ``endoxai predi
 
 - ``eval BN``: BatchNorm with its running statistics, no dropout (what ``predict`` does);
 - ``eval BN + flip TTA``: the mean logits of the image and its three flips (``predict --tta``);
-- ``batch BN``: BatchNorm with the statistics of each validation batch, no dropout;
+- ``batch BN``: BatchNorm with the statistics of each validation batch, no dropout (a mask then
+  depends on the other images of its batch);
+- ``image BN``: the same with batches of one image: each image normalised by its own statistics,
+  independent of the others (pix2pix's batch-1 test setting without dropout);
 - ``pix2pix test mode``: batch statistics and dropout on, as pix2pix's own test script runs G
   (one dropout draw, seeded);
 - ``eval BN, recalibrated``: running statistics recomputed (plain average) over training images
@@ -102,6 +105,8 @@ def variants(g: torch.nn.Module, batch_size: int, seed: int, train_images: torch
         "eval BN": lambda x: predict_logits(g, x),
         "eval BN + flip TTA": lambda x: predict_logits(g, x, tta=True),
         "batch BN": lambda x: logits_in_mode(g, x, batch_stats=True, dropout=False),
+        "image BN": lambda x: torch.cat([logits_in_mode(g, one, batch_stats=True, dropout=False)
+                                         for one in x.split(1)]),
         "pix2pix test mode": pix2pix,
         "eval BN, recalibrated": lambda x: predict_logits(calibrated, x),
     }

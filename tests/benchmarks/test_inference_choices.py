@@ -12,6 +12,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
+import common  # noqa: E402
 import inference_choices  # noqa: E402
 
 from endoxai.models import Generator  # noqa: E402
@@ -71,3 +72,25 @@ def test_recalibrated_statistics_are_the_plain_average_without_dropout():
     assert not cal.training and not any(m.training for m in cal.modules())
     for k, v in g.state_dict().items():  # the original is untouched
         assert torch.equal(v, before[k]), k
+
+
+@pytest.mark.slow
+def test_script_scores_every_variant_on_real_images(tmp_path):
+    if common.kvasir_seg() is None:
+        pytest.skip("real Kvasir-SEG not found at ../shared/data/kvasir-seg")
+    from endoxai.config import Config
+    from endoxai.train.checkpoint import FORMAT, VERSION, atomic_save
+
+    torch.manual_seed(0)
+    ckpt = tmp_path / "g.pt"
+    atomic_save({"format": FORMAT, "version": VERSION, "config": Config().to_dict(),
+                 "generator": Generator().state_dict()}, ckpt)
+    out = tmp_path / "choices.md"
+    assert inference_choices.main(["--checkpoint", str(ckpt), "--limit", "2", "--batch-size", "2",
+                                   "--recalibration-images", "2", "--threads", "1",
+                                   "--output", str(out)]) == 0
+    rows = [line for line in out.read_text().splitlines() if line.startswith("| ")]
+    names = ["eval BN", "eval BN + flip TTA", "batch BN", "image BN", "pix2pix test mode",
+             "eval BN, recalibrated"]
+    body = [r.split(" | ")[0].lstrip("| ") for r in rows[1:]]
+    assert body == [n for n in names for _ in inference_choices.THRESHOLDS]
