@@ -36,8 +36,9 @@ import numpy as np
 import torch
 from common import kvasir_split, machine, script_main, table
 
-from endoxai.data.io import read_image, read_mask
-from endoxai.data.preprocess import resize_image, to_model_input
+from endoxai.data import load_arrays
+from endoxai.data.io import read_mask
+from endoxai.data.preprocess import to_model_input
 from endoxai.metrics import concat_counts, confusion_counts, summarize
 from endoxai.predict import logits_to_mask, predict_logits
 from endoxai.train.checkpoint import load_generator
@@ -119,16 +120,12 @@ def run(args: argparse.Namespace) -> str:
     data, index, stems = found
     g, cfg = load_generator(args.checkpoint)
     size = cfg.data.image_size
-    images, truths = [], []
-    for stem in stems:
-        image = read_image(*index.image_source(stem))
-        truths.append(read_mask(*index.mask_source(stem)))
-        images.append(torch.from_numpy(resize_image(image, size)).permute(2, 0, 1))
-    batches = torch.stack(images).split(args.batch_size)
-    train_ids = kvasir_split(args.data, "train", args.recalibration_images)[2]
-    train_images = torch.stack([
-        torch.from_numpy(resize_image(read_image(*index.image_source(stem)), size)).permute(2, 0, 1)
-        for stem in train_ids])
+    # images at model size as training decodes them; ground truth at the original size
+    val = load_arrays(index, stems, size, progress=False)
+    truths = [read_mask(*index.mask_source(stem)) for stem in val.stems]
+    batches = val.images.split(args.batch_size)
+    train_ids = (data / "train.txt").read_text().split()[:args.recalibration_images]
+    train_images = load_arrays(index, train_ids, size, progress=False).images
     rows = []
     for name, fn in variants(g, args.batch_size, args.seed, train_images).items():
         maps = [m for batch in batches for m in fn(batch)]
@@ -140,7 +137,7 @@ def run(args: argparse.Namespace) -> str:
                                                 "precision")), f"{s['pooled']['dice']:.4f}"])
     out = [f"Command: `python benchmarks/inference_choices.py {' '.join(sys.argv[1:])}`", ""]
     out += [f"- {k}: {v}" for k, v in machine().items()]
-    out += [f"- checkpoint: {args.checkpoint} ({size}²), {len(stems)} validation images of "
+    out += [f"- checkpoint: {args.checkpoint} ({size}²), {len(val.stems)} validation images of "
             f"{data}, batches of {args.batch_size}; recalibration on the first "
             f"{len(train_ids)} training images", "",
             table(["variant", "logit threshold", "MedAI Dice", "Jaccard", "Acc", "Recall",
