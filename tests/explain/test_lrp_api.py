@@ -295,8 +295,9 @@ def test_explainer_reuse_matches_explain():
 
 @pytest.mark.slow
 @pytest.mark.skipif(not runtime.cpu_has_native_bf16(),
-                    reason="bf16 LRP is validated on CPUs with native bf16 only: on an AMD Zen 3 "
-                           "without it (torch 2.13 CPU) every input relevance of this test's bf16 map was NaN")
+                    reason="bf16 LRP accuracy is validated on CPUs with native bf16 only: on an AMD "
+                           "Zen 3 without it (torch 2.13 CPU) this test's bf16 input map was all NaN, "
+                           "which is now redone in fp32 (test_non_finite_low_precision_...)")
 @pytest.mark.parametrize("composite", ["epsilon-gamma-box", "alpha1-beta0"])
 def test_bf16_explanation_approximates_fp32(composite):
     """bf16 autocast is an approximation of the exact fp32 propagation: the input map must stay
@@ -327,3 +328,31 @@ def test_auto_precision_keeps_unstable_composites_in_fp32(monkeypatch):
         assert Explainer(net, name, "bf16").precision == "bf16"  # an explicit choice is kept
     monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: False)
     assert Explainer(net, "epsilon-gamma-box", "auto").precision == "fp32"
+
+
+def test_non_finite_low_precision_relevance_is_propagated_again_in_fp32(monkeypatch, caplog):
+    """A bf16 propagation that returns NaN (as the emulated bf16 path did on a CPU without native
+    bf16) is redone in fp32 with a warning: the maps equal the fp32 ones, never NaN."""
+    net = _small_net()
+    x = random_images(2, 32, seed=6)
+    exact = explain(net, x, layers=["1", "4"], layer_inputs=True)
+    real_grad = torch.autograd.grad
+
+    def nan_under_autocast(outputs, inputs, **kwargs):
+        grads = real_grad(outputs, inputs, **kwargs)
+        if torch.is_autocast_enabled("cpu"):
+            grads = (torch.full_like(grads[0], float("nan")), *grads[1:])
+        return grads
+
+    monkeypatch.setattr(torch.autograd, "grad", nan_under_autocast)
+    with caplog.at_level("WARNING", logger="endoxai.explain.explanation"):
+        fast = explain(net, x, layers=["1", "4"], layer_inputs=True, precision="bf16")
+    assert "propagated again in fp32" in caplog.text
+    torch.testing.assert_close(fast.input, exact.input)
+    for name in ("1", "4"):
+        torch.testing.assert_close(fast.layers[name], exact.layers[name])
+        torch.testing.assert_close(fast.layer_inputs[name], exact.layer_inputs[name])
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="endoxai.explain.explanation"):
+        explain(net, x, layers=["1", "4"])  # fp32 is never redone
+    assert "propagated again" not in caplog.text

@@ -99,11 +99,26 @@ class Explainer:
         start: str | torch.Tensor = "logit",
         layer_inputs: bool = False,
     ) -> Explanation:
-        """Explain ``images``; the arguments are those of ``explain``."""
-        shadow = self._shadow
+        """Explain ``images``; the arguments are those of ``explain``.
+
+        Under bf16 / fp16, a batch whose relevance comes back non-finite is propagated again in
+        fp32, with a warning (seen on a CPU without native bf16, where the emulated bf16 path gave
+        NaN input maps): a map is never returned with NaN or Inf in it.
+        """
         if self._dtype is not None:
             images = images.to(device=self._device, dtype=self._dtype)
-        names = _layer_names(shadow, layers)
+        names = _layer_names(self._shadow, layers)
+        result = self._propagate(images, target, names, start, layer_inputs, self.precision)
+        if self.precision != "fp32" and not _finite(result):
+            logger.warning("%s relevance was not finite (NaN or Inf): this batch is propagated "
+                           "again in fp32; use --precision fp32 on this machine to save the "
+                           "double work", self.precision)
+            result = self._propagate(images, target, names, start, layer_inputs, "fp32")
+        return result
+
+    def _propagate(self, images: torch.Tensor, target: Target, names: list[str],
+                   start: str | torch.Tensor, layer_inputs: bool, precision: str) -> Explanation:
+        shadow = self._shadow
         outputs: dict[str, torch.Tensor] = {}
         inputs: dict[str, torch.Tensor] = {}
         handles = []
@@ -113,7 +128,7 @@ class Explainer:
                 handles.append(module.register_forward_hook(_capture(outputs, name)))
                 if layer_inputs:
                     handles.append(module.register_forward_pre_hook(_separate_input(inputs, name)))
-            amp = autocast(self.precision, self._device or images.device)
+            amp = autocast(precision, self._device or images.device)
             with torch.inference_mode(False), torch.enable_grad(), amp:
                 # channels-last: oneDNN's fast layout for (transposed) convolutions on CPU
                 layout = torch.channels_last if images.ndim == 4 else torch.contiguous_format
@@ -135,7 +150,7 @@ class Explainer:
             for handle in handles:
                 handle.remove()
         grads = [torch.zeros_like(w) if g is None else g for w, g in zip(wanted, grads)]
-        if self.precision != "fp32":  # autocast left some maps in bf16 / fp16
+        if precision != "fp32":  # autocast left some maps in bf16 / fp16
             grads = [g.float() for g in grads]
             relevance, logits = relevance.float(), logits.float()
         n = len(names)
@@ -180,6 +195,11 @@ def explain(
     UnsupportedLayerError for a layer without a rule.
     """
     return Explainer(model, composite, precision)(images, target, layers, start, layer_inputs)
+
+
+def _finite(result: Explanation) -> bool:
+    maps = [result.input, result.output, *result.layers.values(), *result.layer_inputs.values()]
+    return all(bool(torch.isfinite(m).all()) for m in maps)
 
 
 def _layer_names(shadow: nn.Module, layers: bool | Sequence[str]) -> list[str]:
