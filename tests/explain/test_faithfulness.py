@@ -340,7 +340,7 @@ def test_cli_on_a_run(run_dir, tmp_path, capsys):
     out = tmp_path / "faith"
     rc = main(["evaluate-explanations", "--run", str(run_dir), "--output", str(out),
                "--n-images", "1", "--steps", "2", "--methods",
-               "lrp:epsilon-gamma-box,gradient,random", "--precision", "fp32"])
+               "lrp:epsilon-gamma-box,gradient,random", "--precision", "fp32", "--device", "cpu"])
     captured = capsys.readouterr()
     assert rc == 0, captured.err
     assert "lrp:epsilon-gamma-box" in captured.out and "AOPC MoRF" in captured.out
@@ -365,4 +365,7 @@ def test_cli_user_errors(tmp_path, capsys):
     assert rc == 2 and "--data" in capsys.readouterr().err
     rc = main(["evaluate-explanations", "--run", str(tmp_path)])
     assert rc == 2 and "checkpoint not found" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        rc = main(["evaluate-explanations", "--run", str(tmp_path), "--device", "cuda"])
+        assert rc == 2 and "no CUDA GPU" in capsys.readouterr().err
     assert not (tmp_path / "faithfulness").exists()

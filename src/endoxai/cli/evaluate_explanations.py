@@ -70,12 +70,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--precision", default="auto", choices=PRECISIONS,
                    help="of the perturbation forward passes; auto = bf16 where the CPU/GPU runs "
                         "it natively (default: %(default)s)")
+    p.add_argument("--device", default="auto", metavar="DEV",
+                   help="auto (CUDA if available), cpu, cuda or cuda:N (default: %(default)s)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from endoxai.errors import UserError
     from endoxai.explain import faithfulness as fa
+    from endoxai.runtime import resolve_device
 
     methods = fa.method_names() if args.methods.strip() == "all" else [
         m.strip() for m in args.methods.split(",") if m.strip()]
@@ -101,7 +104,8 @@ def run(args: argparse.Namespace) -> int:
         checkpoint, split_file, output = args.checkpoint, None, args.output
     result, paths = fa.evaluate_explanation_files(
         checkpoint, args.data, output, split_file=split_file, n_images=args.n_images,
-        settings=settings, progress=None if not args.quiet else False)
+        settings=settings, progress=None if not args.quiet else False,
+        device=resolve_device(args.device))
     print(fa.format_table(result))
     print(f"wrote {paths['json']}, {paths['csv'].name}, {paths['png'].name}")
     return 0

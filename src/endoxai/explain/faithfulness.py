@@ -731,17 +731,19 @@ def evaluate_explanation_files(
     n_images: int = 4,
     settings: FaithfulnessSettings = FaithfulnessSettings(),
     progress: bool | None = None,
+    device: str | torch.device = "cpu",
 ) -> tuple[FaithfulnessResult, dict[str, Path]]:
     """Evaluate the explanations of the generator in ``checkpoint`` on the first ``n_images``
     validation images (``validation_set``, sorted ids) whose prediction is not empty, at the
-    checkpoint's image size; write the files of ``write_faithfulness`` into ``output_dir``.
+    checkpoint's image size, with the model on ``device``; write the files of
+    ``write_faithfulness`` into ``output_dir``.
 
     Returns the result and the written paths. Unreadable pairs are logged and skipped. UserError
     for a bad checkpoint, dataset or setting.
     """
     if n_images < 1:
         raise UserError(f"--n-images must be >= 1; got {n_images}")
-    model, config = load_generator(checkpoint)
+    model, config = load_generator(checkpoint, device)
     size = config.data.image_size
     index, ids = validation_set(data, split_file)
     images, masks, names, skipped = [], [], [], []
@@ -756,7 +758,7 @@ def evaluate_explanation_files(
             continue
         x = to_model_input(torch.from_numpy(image).permute(2, 0, 1)[None])
         with torch.inference_mode():
-            if not (model.logits(x) > 0).any():
+            if not (model.logits(x.to(device)) > 0).any():
                 skipped.append({"name": stem, "reason": "empty prediction"})
                 continue
         images.append(x)
