@@ -2,26 +2,34 @@
 # Issue 7 in one prepared command for a lent GPU (the `device` tool: one call of at most 10 min,
 # 15 min of device time in all, files back only from $OUT, at most 8 of them, no checkpoints).
 #
-#   1. the `paper` recipe (512², 10 epochs), then
-#   2. the `default` recipe for as many epochs as the time budget leaves (estimated from the
-#      paper run's epoch time: a 256² epoch costs about a quarter of a 512² one), capped at 200,
-#   3. predict + evaluate (MedAI) on the 120 validation images for both, and flip TTA,
-#   4. evaluate-explanations (12 images) and the inference-choice table on the default run,
+#   1. the `paper` recipe (512², 10 epochs; PAPER_EPOCHS=0 skips it), then
+#   2. RECIPES (default: `default`; names or .toml files, space-separated), trained side by side,
+#      one process each on the one GPU (on the H200 a 256² epoch took 2.0-2.9 s, validation
+#      included, nearly as long as a 512² one, 3.3-3.4 s: one run at batch 8 does not keep the
+#      GPU busy), for EPOCHS epochs, or for as many as the time left allows if side-by-side runs
+#      gained nothing (EPOCH_SECONDS per epoch and run, 3 by default), capped at MAX_EPOCHS (200),
+#   3. predict + evaluate (MedAI) on the 120 validation images for every run, with and without
+#      flip TTA,
+#   4. evaluate-explanations (12 images) and the inference-choice table on the RECIPES run with
+#      the highest validation Dice,
 #   5. the small files (metrics, per-image CSVs, histories, configs) packed into
 #      $OUT/issue7.tar.gz after every phase, beside the log $OUT/issue7.log.
 # Every phase is bounded by `timeout -s TERM` (training then saves a resumable last.pt and its
-# best.pt stays usable), so the call ends inside BUDGET seconds whatever happens.
+# best.pt stays usable), so the call ends inside BUDGET seconds whatever happens. Training writes
+# last.pt every SAVE_EVERY (10) epochs only: on the H200, writing the ~690 MB state after every
+# 2-3 s epoch doubled the wall time (docs/RESULTS.md §1.5).
 #
 # On the machine that holds ../shared (this one), once:
 #   mkdir -p .gpu && cp -r ../shared/data/kvasir-seg .gpu/ && echo /.gpu/ >> .git/info/exclude
 # then: device run, carry [".gpu"], timeout_s 600,
 #   command: bash benchmarks/issue7_gpu.sh .gpu/kvasir-seg "$OUT" 540
 # The GPU image has torch, numpy, pillow, tqdm, matplotlib and tensorboard: no install needed.
-# Smoke-run on a CPU with a small subset: DEVICE=cpu PAPER_EPOCHS=1 MAX_DEFAULT_EPOCHS=1 ... .
+# Smoke-run on a CPU with a small subset: DEVICE=cpu PAPER_EPOCHS=1 MAX_EPOCHS=1 ... .
 set -uo pipefail
 DATA=${1:?dataset folder (Kvasir-SEG layout)}; OUTDIR=${2:?output folder}; BUDGET=${3:-540}
-DEVICE=${DEVICE:-cuda}; PAPER_EPOCHS=${PAPER_EPOCHS:-10}; MAX_DEFAULT_EPOCHS=${MAX_DEFAULT_EPOCHS:-200}
-RUNS=${RUNS:-/tmp/issue7}; N_EXPLAIN=${N_EXPLAIN:-12}
+DEVICE=${DEVICE:-cuda}; PAPER_EPOCHS=${PAPER_EPOCHS:-10}; MAX_EPOCHS=${MAX_EPOCHS:-200}
+RECIPES=${RECIPES:-default}; EPOCHS=${EPOCHS:-}; EPOCH_SECONDS=${EPOCH_SECONDS:-3}
+SAVE_EVERY=${SAVE_EVERY:-10}; RUNS=${RUNS:-/tmp/issue7}; N_EXPLAIN=${N_EXPLAIN:-12}
 export PYTHONPATH=$PWD/src${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 PY=${PYTHON:-python3}
 START=$(date +%s)
@@ -47,44 +55,67 @@ pack() {  # the small files so far (no checkpoints, no masks), repacked after ev
 }
 
 # 1. paper recipe: at most 45 % of the budget
-say "paper: train"
-timeout -s TERM $(( BUDGET * 45 / 100 )) "$PY" -m endoxai train --data "$DATA" --out "$RUNS/paper" \
-  --config paper --epochs "$PAPER_EPOCHS" --device "$DEVICE" --no-progress
-say "paper: train exit $?"
+if [ "$PAPER_EPOCHS" -gt 0 ]; then
+  say "paper: train"
+  timeout -s TERM $(( BUDGET * 45 / 100 )) "$PY" -m endoxai train --data "$DATA" --out "$RUNS/paper" \
+    --config paper --epochs "$PAPER_EPOCHS" --save-every "$SAVE_EVERY" --device "$DEVICE" --no-progress
+  say "paper: train exit $?"
+fi
 
-# 2. default recipe: epochs sized to what is left after the evaluations (a third reserved)
-per_epoch=$(awk -F, 'NR > 1 { s += $NF; n++ } END { if (n) printf "%d", (s / n) / 4 + 1; else print 0 }' \
-  "$RUNS/paper/history.csv" 2>/dev/null || echo 0)
+# 2. RECIPES side by side: EPOCHS, or as many epochs as fit in what is left once a third of the
+# budget is kept for the evaluations and 30 s for start-up (CUDA, decoding the dataset)
+read -r -a recipes <<< "$RECIPES"
+names=(); for recipe in "${recipes[@]}"; do names+=("$(basename "$recipe" .toml)"); done
 avail=$(( $(left) - BUDGET / 3 ))
-if [ "${per_epoch:-0}" -gt 0 ]; then epochs=$(( avail / per_epoch )); else epochs=20; fi
-[ "$epochs" -gt "$MAX_DEFAULT_EPOCHS" ] && epochs=$MAX_DEFAULT_EPOCHS
+epochs=${EPOCHS:-$(( (avail - 30) / (EPOCH_SECONDS * ${#recipes[@]}) ))}
+[ "$epochs" -gt "$MAX_EPOCHS" ] && epochs=$MAX_EPOCHS
 [ "$epochs" -lt 1 ] && epochs=1
-say "default: train $epochs epochs (estimated ${per_epoch}s each, ${avail}s available)"
-timeout -s TERM "$(( avail > 30 ? avail : 30 ))" "$PY" -m endoxai train --data "$DATA" \
-  --out "$RUNS/default" --config default --epochs "$epochs" --device "$DEVICE" --no-progress
-say "default: train exit $?"
+say "train ${names[*]}: $epochs epochs each (${avail}s available)"
+pids=()
+for i in "${!recipes[@]}"; do
+  ( timeout -s TERM "$(( avail > 30 ? avail : 30 ))" "$PY" -m endoxai train --data "$DATA" \
+      --out "$RUNS/${names[$i]}" --config "${recipes[$i]}" --epochs "$epochs" \
+      --save-every "$SAVE_EVERY" --device "$DEVICE" --no-progress; echo "train exit $?" ) 2>&1 |
+    sed -u "s/^/[${names[$i]}] /" &
+  pids+=($!)
+done
+wait "${pids[@]}"  # a bare `wait` would also wait for the `tee` above, which never ends
+say "trained ${names[*]}"
 
-# 3. evaluation of both runs (120 images each: seconds)
+# 3. evaluation of every run (120 images each: seconds)
 pack
-for r in "$RUNS/paper" "$RUNS/default"; do
+for name in paper "${names[@]}"; do
+  r=$RUNS/$name
   [ -f "$r/best.pt" ] || { say "no $r/best.pt"; continue; }
-  say "evaluate $r"; evaluate "$r"; say "evaluate $r exit $?"
+  say "evaluate $name"; evaluate "$r"; say "evaluate $name exit $?"
 done
 pack
 
-# 4. faithfulness (on the GPU) and inference choices (CPU, all cores) on the default run
-if [ -f "$RUNS/default/best.pt" ]; then
-  say "evaluate-explanations"
+# 4. faithfulness (on the GPU) and inference choices (CPU, all cores) on the best RECIPES run
+best=$("$PY" - "$RUNS" "${names[@]}" <<'PY'
+import json, sys
+from pathlib import Path
+scores = {}
+for name in sys.argv[2:]:
+    path = Path(sys.argv[1]) / name / "metrics.json"
+    if path.is_file():
+        scores[name] = json.loads(path.read_text())["medai"]["dice"]
+print(max(scores, key=scores.get) if scores else "")
+PY
+)
+if [ -n "$best" ]; then
+  r=$RUNS/$best
+  say "evaluate-explanations on $best"
   timeout -s TERM $(( $(left) > 30 ? $(left) * 2 / 3 : 10 )) "$PY" -m endoxai evaluate-explanations \
-    --run "$RUNS/default" --data "$DATA" --n-images "$N_EXPLAIN" --device "$DEVICE" ||
+    --run "$r" --data "$DATA" --n-images "$N_EXPLAIN" --device "$DEVICE" ||
   { say "evaluate-explanations failed on $DEVICE: 4 images on the CPU instead"
     timeout -s TERM $(( $(left) > 30 ? $(left) / 2 : 10 )) "$PY" -m endoxai evaluate-explanations \
-      --run "$RUNS/default" --data "$DATA" --n-images 4 --device cpu; }
+      --run "$r" --data "$DATA" --n-images 4 --device cpu; }
   say "evaluate-explanations exit $?"; pack
-  say "inference choices"
+  say "inference choices on $best"
   timeout -s TERM $(( $(left) > 15 ? $(left) - 5 : 5 )) "$PY" benchmarks/inference_choices.py \
-    --checkpoint "$RUNS/default/best.pt" --data "$DATA" --threads "$(nproc)" \
-    --output "$RUNS/default/inference-choices.md"
+    --checkpoint "$r/best.pt" --data "$DATA" --threads "$(nproc)" \
+    --output "$r/inference-choices.md"
   say "inference choices exit $?"; pack
 fi
 say "done: $(tar -tzf "$OUTDIR/issue7.tar.gz" | wc -l) files in issue7.tar.gz"

@@ -21,6 +21,7 @@ from endoxai.errors import UserError
     ("[train]\nseg_weight = nan\n", "train.seg_weight must be a finite number"),
     ("[train]\nlr_g = nan\n", "train.lr_g"),
     ("[train]\nseed = -1\n", "train.seed must be in"),
+    ("[train]\nsave_every = 0\n", "train.save_every must be >= 1"),
     ("[train]\nprecision = 16\n", "train.precision must be a string"),
     ("[model]\ndropout = 'half'\n", "model.dropout must be a finite number"),
     ("[train]\nepochs = {value = 3}\n", "train.epochs must be an integer"),
@@ -44,6 +45,7 @@ def test_direct_construction_is_validated_too():
 
 @pytest.mark.parametrize("argv, match", [
     (["--epochs", "0"], "train.epochs must be >= 1"),
+    (["--save-every", "0"], "train.save_every must be >= 1"),
     (["--lr", "nan"], "train.lr_g"),
     (["--batch-size", "-2"], "train.batch_size"),
     (["--image-size", "300"], "multiple of 256"),

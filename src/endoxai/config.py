@@ -121,6 +121,7 @@ class TrainConfig:
     seed: int = 0
     precision: str = "fp32"  # fp32 | bf16 | auto (bf16 autocast where the CPU/GPU supports it)
     num_threads: int = 0  # torch intra-op threads; 0 = torch default
+    save_every: int = 1  # last.pt every N epochs (and at the end, on a signal); best.pt always
 
     def __post_init__(self) -> None:
         _check_types(self, "train")
@@ -142,6 +143,8 @@ class TrainConfig:
             raise ValueError(f"train.decay_fraction must be in (0, 1]; got {self.decay_fraction}")
         if self.num_threads < 0:
             raise ValueError("train.num_threads must be >= 0")
+        if self.save_every < 1:
+            raise ValueError(f"train.save_every must be >= 1; got {self.save_every}")
         if not 0 <= self.seed <= MAX_SEED:
             raise ValueError(f"train.seed must be in [0, 2**63 - 1]; got {self.seed}")
 

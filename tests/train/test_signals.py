@@ -196,6 +196,73 @@ def test_resume_refuses_a_checkpoint_without_training_state(tiny_models, tiny_re
         fit(cfg, pair_folder, tmp_path / "run", resume=True, progress=False)
 
 
+def _spy_saves(monkeypatch) -> list[tuple[str, int]]:
+    """(file name, epoch stored) for every checkpoint fit() writes."""
+    saves: list[tuple[str, int]] = []
+    real = loop.atomic_save
+
+    def save(state, path):
+        saves.append((path.name, state["epoch"]))
+        real(state, path)
+
+    monkeypatch.setattr(loop, "atomic_save", save)
+    return saves
+
+
+def test_save_every_writes_last_pt_every_n_epochs_best_pt_on_every_best(
+    tiny_models, tiny_recipe, pair_folder, tmp_path, monkeypatch
+):
+    saves = _spy_saves(monkeypatch)
+    cfg = load_config(tiny_recipe).override(train={"epochs": 5, "save_every": 2})
+    result = fit(cfg, pair_folder, tmp_path / "run", progress=False)
+    assert [e for name, e in saves if name == "last.pt"] == [2, 4, 5]  # every 2nd, and the end
+    best, expected = -1.0, []
+    for row in result.history:  # best.pt is still written on every new best, saved or not
+        if row["val_dice"] > best:
+            best = row["val_dice"]
+            expected.append(row["epoch"])
+    assert [e for name, e in saves if name == "best.pt"] == expected
+    assert load_checkpoint(tmp_path / "run" / "last.pt")["epoch"] == 5
+
+
+def test_save_every_still_saves_on_a_signal_and_resume_is_bit_identical(
+    tiny_models, tiny_recipe, pair_folder, tmp_path, monkeypatch
+):
+    cfg = load_config(tiny_recipe).override(train={"epochs": 3, "save_every": 10})
+    straight = fit(cfg, pair_folder, tmp_path / "straight", progress=False)
+    saves = _spy_saves(monkeypatch)
+    real_validate = loop.validate
+
+    def validate_then_signal(*args, **kwargs):  # the signal comes once epoch 1 is complete
+        scores = real_validate(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGTERM)
+        return scores
+
+    monkeypatch.setattr(loop, "validate", validate_then_signal)
+    with pytest.raises(Interrupted):
+        fit(cfg, pair_folder, tmp_path / "cut", progress=False)
+    assert [e for name, e in saves if name == "last.pt"] == [1]  # not due, written for the signal
+    assert "partial" not in load_checkpoint(tmp_path / "cut" / "last.pt")
+    monkeypatch.setattr(loop, "validate", real_validate)
+    resumed = fit(cfg, pair_folder, tmp_path / "cut", resume=True, progress=False)
+    _assert_same(_weights(tmp_path / "straight" / "last.pt"),
+                 _weights(tmp_path / "cut" / "last.pt"))
+    assert [r["loss_g"] for r in straight.history] == [r["loss_g"] for r in resumed.history]
+
+
+def test_cli_save_every_may_change_on_resume(tiny_models, tiny_recipe, pair_folder, tmp_path):
+    from endoxai.cli import main
+
+    argv = ["train", "--data", str(pair_folder), "--out", str(tmp_path / "run"), "--no-progress"]
+    assert main([*argv, "--config", str(tiny_recipe), "--stop-after", "1",
+                 "--save-every", "3"]) == 0
+    first = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert first["epoch"] == 1 and first["config"]["train"]["save_every"] == 3
+    assert main([*argv, "--resume", "--save-every", "2"]) == 0
+    last = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert last["epoch"] == 2 and last["config"]["train"]["save_every"] == 2
+
+
 def test_bad_stop_after_is_refused_before_any_work(pair_folder, tmp_path):
     with pytest.raises(UserError, match="stop_after"):
         fit(load_config("default"), pair_folder, tmp_path / "run", stop_after=0)

@@ -34,6 +34,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="continue the run in --out from last.pt (its stored config is used)")
     p.add_argument("--stop-after", type=int, metavar="N",
                    help="stop after N epochs of this call; continue later with --resume")
+    p.add_argument("--save-every", type=int, metavar="N",
+                   help="write last.pt every N epochs (default 1; also after the last epoch and "
+                   "on SIGINT/SIGTERM; best.pt on every new best): for GPUs whose epochs take "
+                   "seconds; a crash or kill -9 can then lose up to N - 1 epochs")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
@@ -43,6 +47,9 @@ def run(args: argparse.Namespace) -> int:
     from endoxai.train.distributed import is_main_process
     from endoxai.train.loop import fit, resume_config
 
+    # How often to save is no part of the recipe: unlike the recipe options it may change on resume.
+    data: dict = {}
+    train: dict = {"save_every": args.save_every}
     if args.resume:
         overrides = [n for n in ("config", "image_size", "batch_size", "lr", "seed", "precision")
                      if getattr(args, n) is not None]
@@ -50,14 +57,14 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"--resume uses the run's stored config; drop --{overrides[0].replace('_', '-')}")
         cfg = resume_config(args.out, args.epochs)
     else:
-        try:
-            cfg = load_config(args.config).override(
-                data={"image_size": args.image_size},
-                train={"epochs": args.epochs, "batch_size": args.batch_size, "lr_g": args.lr,
-                       "lr_d": args.lr, "seed": args.seed, "precision": args.precision},
-            )
-        except ValueError as err:
-            raise UserError(f"invalid option: {err}") from err
+        cfg = load_config(args.config)
+        data["image_size"] = args.image_size
+        train.update(epochs=args.epochs, batch_size=args.batch_size, lr_g=args.lr, lr_d=args.lr,
+                     seed=args.seed, precision=args.precision)
+    try:
+        cfg = cfg.override(data=data, train=train)
+    except ValueError as err:
+        raise UserError(f"invalid option: {err}") from err
     result = fit(cfg, args.data, args.out, resume=args.resume, device=args.device,
                  progress=not args.no_progress, stop_after=args.stop_after)
     if is_main_process():  # under torchrun every process returns the same result

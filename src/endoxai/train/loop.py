@@ -8,7 +8,9 @@ Robustness rules (each tested):
 - SIGINT / SIGTERM: the current step finishes, ``last.pt`` gets the mid-epoch state and
   ``Interrupted`` is raised (the CLI exits 130 / 143); ``--resume`` then gives the same weights as
   an uninterrupted run (CPU, same seed); a second signal stops at once;
-- ``kill -9``: every checkpoint is written atomically, so the last complete one stays loadable;
+- ``kill -9``: every checkpoint is written atomically, so the last complete one stays loadable
+  (with ``train.save_every = N`` that one can be up to N - 1 epochs old: on a GPU whose epoch
+  takes seconds, writing the ~690 MB state every epoch costs as much as the epoch itself);
 - a NaN or infinite loss raises TrainingDiverged naming the step; nothing is saved after it.
 
 Under ``torchrun`` the same loop runs data-parallel on every process (``train.distributed``):
@@ -229,7 +231,9 @@ def _epoch(run: _Run, train_set, val_set, dev: torch.device, amp, writer, stop: 
     if improved:
         run.best_dice, run.best_epoch = row["val_dice"], run.epoch + 1
     run.epoch, run.partial = run.epoch + 1, None
-    _save(run, best=improved)
+    # One reading of the signal decides both whether last.pt is written now and whether to stop.
+    signum = run.ddp.agreed_signal(stop)
+    _save(run, best=improved, last=bool(last or signum or run.epoch % tc.save_every == 0))
     if run.ddp.is_main:
         _write_history(run.run_dir / "history.csv", run.history)
     if writer is not None:
@@ -240,7 +244,6 @@ def _epoch(run: _Run, train_set, val_set, dev: torch.device, amp, writer, stop: 
     log.info("epoch %d/%d  loss_g %.4f  loss_d %.4f  val_dice %.4f%s  (%.0f s)", run.epoch,
              tc.epochs, row["loss_g"], row["loss_d"], row["val_dice"],
              "  *best" if improved else "", row["seconds"])
-    signum = run.ddp.agreed_signal(stop)
     if signum and not last:
         raise _interrupted(signum, run)
 
@@ -369,16 +372,21 @@ def _restore(run: _Run, ckpt: dict[str, Any], n_train: int) -> None:
     log.info("resuming %s at %s", run.run_dir, where)
 
 
-def _save(run: _Run, best: bool = False) -> None:
-    """Write last.pt (and best.pt) atomically; mid-epoch when ``run.partial`` is set. Under
-    torchrun every rank calls it, rank 0 writes, and all return once the files are complete (a
-    rank that exited earlier would make torchrun stop rank 0 in the middle of writing)."""
+def _save(run: _Run, best: bool = False, last: bool = True) -> None:
+    """Write last.pt (if ``last``) and best.pt (if ``best``) atomically; mid-epoch when
+    ``run.partial`` is set. Under torchrun every rank calls it, rank 0 writes, and all return once
+    the files are complete (a rank that exited earlier would make torchrun stop rank 0 in the
+    middle of writing)."""
+    if not (best or last):
+        return
     rank_rngs = run.ddp.gather_rng_states()  # every rank's dropout RNG (None in one process)
-    run.ddp.from_main(lambda: _write_checkpoint(run, rank_rngs, best))
-    run.saved = _describe(run)
+    run.ddp.from_main(lambda: _write_checkpoint(run, rank_rngs, best, last))
+    if last:
+        run.saved = _describe(run)
 
 
-def _write_checkpoint(run: _Run, rank_rngs: list[torch.Tensor] | None, best: bool) -> None:
+def _write_checkpoint(run: _Run, rank_rngs: list[torch.Tensor] | None, best: bool,
+                      last: bool) -> None:
     state = {
         "format": FORMAT, "version": VERSION, "config": run.cfg.to_dict(), "epoch": run.epoch,
         "generator": run.g.state_dict(), "discriminator": run.d.state_dict(),
@@ -390,7 +398,8 @@ def _write_checkpoint(run: _Run, rank_rngs: list[torch.Tensor] | None, best: boo
         state["rng"]["torch_ranks"] = rank_rngs
     if run.partial is not None:
         state["partial"] = run.partial.to_dict()
-    atomic_save(state, run.run_dir / "last.pt")
+    if last:
+        atomic_save(state, run.run_dir / "last.pt")
     if best:
         atomic_save(state, run.run_dir / "best.pt")
 
