@@ -65,20 +65,6 @@ def discriminator_step(
     return {"loss_d": loss.item(), "loss_d_real": loss_real.item(), "loss_d_fake": loss_fake.item()}
 
 
-def pixel_loss(logits: torch.Tensor, masks: torch.Tensor,
-               cfg: TrainConfig) -> tuple[torch.Tensor, dict[str, float]]:
-    """G's objective without its adversarial term: ``l1_weight * |tanh(logits) - y|_1`` [+
-    ``seg_weight * seg(logits, masks)``], with its logged parts. ``masks`` are {0, 1} floats."""
-    loss_l1 = F.l1_loss(torch.tanh(logits.float()), masks * 2 - 1)
-    loss = cfg.l1_weight * loss_l1
-    logs = {"loss_g_l1": loss_l1.item()}
-    if cfg.seg_loss != "none":
-        loss_seg = segmentation_loss(cfg.seg_loss, logits, masks)
-        loss = loss + cfg.seg_weight * loss_seg
-        logs["loss_g_seg"] = loss_seg.item()
-    return loss, logs
-
-
 def generator_step(
     d: nn.Module,
     opt_g: torch.optim.Optimizer,
@@ -89,6 +75,7 @@ def generator_step(
     autocast: AbstractContextManager = nullcontext(),
 ) -> dict[str, float]:
     """One G update from the already computed ``logits``; D's parameters get no gradient."""
+    target = masks * 2 - 1
     fake = torch.tanh(logits.float())
     d.requires_grad_(False)
     try:
@@ -97,9 +84,13 @@ def generator_step(
         loss_adv = adversarial_loss(scores, real=True)
     finally:
         d.requires_grad_(True)
-    pixels, pixel_logs = pixel_loss(logits, masks, cfg)
-    loss = loss_adv + pixels
-    logs = {"loss_g_adv": loss_adv.item(), **pixel_logs}
+    loss_l1 = F.l1_loss(fake, target)
+    loss = loss_adv + cfg.l1_weight * loss_l1
+    logs = {"loss_g_adv": loss_adv.item(), "loss_g_l1": loss_l1.item()}
+    if cfg.seg_loss != "none":
+        loss_seg = segmentation_loss(cfg.seg_loss, logits, masks)
+        loss = loss + cfg.seg_weight * loss_seg
+        logs["loss_g_seg"] = loss_seg.item()
     opt_g.zero_grad(set_to_none=True)
     loss.backward()
     opt_g.step()
