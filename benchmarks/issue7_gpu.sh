@@ -16,8 +16,8 @@
 #      $OUT/issue7.tar.gz after every phase, beside the log $OUT/issue7.log.
 # Every phase is bounded by `timeout -s TERM` (training then saves a resumable last.pt and its
 # best.pt stays usable), so the call ends inside BUDGET seconds whatever happens. Training writes
-# last.pt every SAVE_EVERY (10) epochs only: on the H200, writing the ~690 MB state after every
-# 2-3 s epoch doubled the wall time (docs/RESULTS.md §1.5).
+# last.pt every SAVE_EVERY (10) epochs only: on the H200 a run's wall time was twice the sum of
+# its 2-3 s epochs, most likely from writing the ~690 MB state after each (docs/RESULTS.md §1.5).
 #
 # On the machine that holds ../shared (this one), once:
 #   mkdir -p .gpu && cp -r ../shared/data/kvasir-seg .gpu/ && echo /.gpu/ >> .git/info/exclude

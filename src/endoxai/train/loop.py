@@ -10,7 +10,7 @@ Robustness rules (each tested):
   an uninterrupted run (CPU, same seed); a second signal stops at once;
 - ``kill -9``: every checkpoint is written atomically, so the last complete one stays loadable
   (with ``train.save_every = N`` that one can be up to N - 1 epochs old: on a GPU whose epoch
-  takes seconds, writing the ~690 MB state every epoch costs as much as the epoch itself);
+  takes seconds, writing the ~690 MB state every epoch can cost as much as the epoch itself);
 - a NaN or infinite loss raises TrainingDiverged naming the step; nothing is saved after it.
 
 Under ``torchrun`` the same loop runs data-parallel on every process (``train.distributed``):
