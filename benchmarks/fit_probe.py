@@ -1,15 +1,23 @@
 """Can the generator fit a handful of training images? A sanity probe of model and objective.
 
 Trains a fresh Table-1 generator of the recipe (``--config``: its image size, dropout, batch
-size, learning rate, betas, L1 weight and segmentation term) on the first ``--n-images``
-Kvasir-SEG training images with training's own generator step against a constant critic (so the
-adversarial term adds no gradient: only 100·L1 and the segmentation term train), without
-augmentation, and reports every ``--every`` steps the training L1 and the MedAI Dice of the same
-images predicted in eval mode (logit > 0, model resolution). A model and loss that work drive
-this Dice towards 1 within a few hundred steps; if they cannot, the full GAN run's plateau is a
-bug, not a matter of recipe.
+size, learning rates, betas, L1 weight and segmentation term) on the first ``--n-images``
+Kvasir-SEG training images and reports every ``--every`` steps the training L1, the MedAI Dice of
+the same images predicted in eval mode (logit > 0, model resolution) and the share of their
+wrong pixels that are *saturated* (|logit| > 3, so tanh is within 0.005 of ±1 and the L1 term's
+gradient on that logit is under 1 % of its largest).
 
-Example: ``python benchmarks/fit_probe.py --n-images 16 --steps 120``
+- ``--critic constant`` (default): training's own generator step against a critic that scores
+  everything 0, so the adversarial term adds no gradient and only 100·L1 and the segmentation
+  term train. A model and loss that work drive the Dice towards 1 within a few hundred steps.
+- ``--critic patchgan``: training's own ``train_step`` with a fresh PatchGAN discriminator and
+  its optimiser, i.e. the full GAN objective on these images.
+- ``--augment``: the recipe's training augmentation on every batch (off by default).
+
+Comparing the variants on the same images tells which part of the GAN recipe keeps a full run
+from fitting its training set.
+
+Example: ``python benchmarks/fit_probe.py --n-images 16 --steps 120 --critic patchgan``
 """
 
 from __future__ import annotations
@@ -22,11 +30,13 @@ import torch
 
 from common import kvasir_split, machine, script_main, table
 from endoxai.config import load_config
-from endoxai.data import load_arrays
+from endoxai.data import augment, load_arrays
 from endoxai.data.preprocess import to_model_input
 from endoxai.metrics import confusion_counts, medai_scores
-from endoxai.models import Generator
-from endoxai.train.steps import generator_step
+from endoxai.models import Discriminator, Generator
+from endoxai.train.steps import generator_step, train_step
+
+SATURATED = 3.0  # |logit| above which tanh' < 0.01: the L1 term barely moves the pixel
 
 
 class ConstantCritic(torch.nn.Module):
@@ -36,35 +46,52 @@ class ConstantCritic(torch.nn.Module):
         return torch.zeros(image.shape[0], 1, 1, 1)
 
 
-def train_dice(g: Generator, images: torch.Tensor, masks: torch.Tensor) -> float:
-    """MedAI Dice (per image, then averaged) of ``g``'s eval-mode masks on ``images``."""
+def fit_scores(g: torch.nn.Module, images: torch.Tensor, masks: torch.Tensor) -> dict[str, float]:
+    """On ``g``'s eval-mode logits of ``images``: the MedAI Dice (per image, then averaged) of
+    logit > 0 and the share of wrong pixels whose |logit| exceeds ``SATURATED`` (0 if none wrong)."""
     was_training = g.training
     g.eval()
     with torch.no_grad():
-        pred = g.logits(images) > 0
+        logits = g.logits(images)
     g.train(was_training)
-    return float(medai_scores(confusion_counts(pred, masks > 0.5))["dice"].mean())
+    truth = masks > 0.5
+    pred = logits > 0
+    wrong = pred != truth
+    saturated = (wrong & (logits.abs() > SATURATED)).sum().item() / max(wrong.sum().item(), 1)
+    dice = float(medai_scores(confusion_counts(pred, truth))["dice"].mean())
+    return {"dice": dice, "saturated": saturated}
 
 
 def probe(images: torch.Tensor, masks: torch.Tensor, recipe: str, steps: int, every: int,
-          seed: int = 0) -> list[dict[str, float]]:
+          seed: int = 0, critic: str = "constant", augmented: bool = False
+          ) -> list[dict[str, float]]:
     """Fit a fresh generator to (uint8 images, {0, 1} masks) for ``steps`` steps of the recipe's
-    batch size; one row (step, L1, Dice, seconds) every ``every`` steps and after the last."""
+    batch size; one row (step, L1, D loss, Dice, saturated share, seconds) every ``every`` steps
+    and after the last. ``critic``: "constant" or "patchgan" (see the module docstring)."""
     cfg = load_config(recipe)
     tc = cfg.train
     torch.manual_seed(seed)
     g = Generator(cfg.model.in_channels, cfg.model.out_channels, cfg.model.dropout)
-    opt = torch.optim.Adam(g.parameters(), lr=tc.lr_g, betas=(tc.beta1, tc.beta2))
-    critic = ConstantCritic()
+    with torch.random.fork_rng():  # D's initialisation leaves batches and dropout as without it
+        d = Discriminator(cfg.model.in_channels, cfg.model.out_channels)
+    opt_g = torch.optim.Adam(g.parameters(), lr=tc.lr_g, betas=(tc.beta1, tc.beta2))
+    opt_d = torch.optim.Adam(d.parameters(), lr=tc.lr_d, betas=(tc.beta1, tc.beta2))
+    data_rng = torch.Generator().manual_seed(seed)
     x, y = to_model_input(images), masks.float()
     batch = min(tc.batch_size, len(x))
     rows, t0 = [], time.perf_counter()
     for step in range(1, steps + 1):
         idx = torch.randperm(len(x))[:batch]
-        logs = generator_step(critic, opt, x[idx], y[idx], g.logits(x[idx]), tc)
+        xb, yb = x[idx], y[idx]
+        if augmented:
+            xb, yb = augment(xb, yb, cfg.data.augment, data_rng)
+        if critic == "patchgan":
+            logs = train_step(g, d, opt_g, opt_d, xb, yb, tc)
+        else:
+            logs = generator_step(ConstantCritic(), opt_g, xb, yb, g.logits(xb), tc)
         if step % every == 0 or step == steps:
-            rows.append({"step": step, "l1": logs["loss_g_l1"], "dice": train_dice(g, x, y),
-                         "seconds": time.perf_counter() - t0})
+            rows.append({"step": step, "l1": logs["loss_g_l1"], "loss_d": logs.get("loss_d"),
+                         **fit_scores(g, x, y), "seconds": time.perf_counter() - t0})
             print(f"fit probe: step {step}  L1 {logs['loss_g_l1']:.3f}  "
                   f"Dice {rows[-1]['dice']:.3f}", file=sys.stderr)
     return rows
@@ -77,14 +104,19 @@ def run(args: argparse.Namespace) -> str:
     data, index, stems = found
     size = load_config(args.config).data.image_size
     arrays = load_arrays(index, stems, size, progress=False)
-    rows = probe(arrays.images, arrays.masks, args.config, args.steps, args.every, args.seed)
+    rows = probe(arrays.images, arrays.masks, args.config, args.steps, args.every, args.seed,
+                 args.critic, args.augment)
+    critic = {"constant": "constant critic (no adversarial gradient)",
+              "patchgan": "PatchGAN discriminator trained alongside (full GAN objective)"}
     out = [f"Command: `python benchmarks/fit_probe.py {' '.join(sys.argv[1:])}`", ""]
     out += [f"- {k}: {v}" for k, v in machine().items()]
     out += [f"- recipe {args.config}, {len(arrays.stems)} training images of {data} at {size}², "
-            "constant critic (no adversarial gradient), no augmentation", "",
-            table(["step", "training L1", "training Dice (eval mode)", "seconds"],
-                  [[r["step"], f"{r['l1']:.3f}", f"{r['dice']:.3f}", f"{r['seconds']:.0f}"]
-                   for r in rows])]
+            f"{critic[args.critic]}, {'with' if args.augment else 'no'} augmentation", "",
+            table(["step", "training L1", "D loss", "training Dice (eval mode)",
+                   f"wrong pixels saturated (logit beyond ±{SATURATED:g})", "seconds"],
+                  [[r["step"], f"{r['l1']:.3f}",
+                    "–" if r["loss_d"] is None else f"{r['loss_d']:.3f}", f"{r['dice']:.3f}",
+                    f"{r['saturated']:.2f}", f"{r['seconds']:.0f}"] for r in rows])]
     return "\n".join(out) + "\n"
 
 
@@ -95,6 +127,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, default=120)
     p.add_argument("--every", type=int, default=20, help="report every N steps")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--critic", choices=("constant", "patchgan"), default="constant",
+                   help="constant: pixel losses only; patchgan: the full GAN objective")
+    p.add_argument("--augment", action="store_true", help="the recipe's training augmentation")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,5 @@
-"""benchmarks/fit_probe.py: the eval-mode Dice it reports, and that its steps learn."""
+"""benchmarks/fit_probe.py: the eval-mode Dice and saturated share it reports, and that its steps
+learn with either critic."""
 
 from __future__ import annotations
 
@@ -18,34 +19,41 @@ from endoxai.models import Generator  # noqa: E402
 class _Fixed(Generator):
     """A generator whose logits are given: positive exactly where ``pred`` is true."""
 
-    def __init__(self, pred: torch.Tensor) -> None:
+    def __init__(self, logits: torch.Tensor) -> None:
         super().__init__()
-        self.pred = pred
+        self.fixed = logits
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.where(self.pred, 1.0, -1.0)
+        return self.fixed if not self.training else torch.zeros_like(self.fixed)
 
 
-def test_train_dice_is_the_per_image_mean_and_uses_eval_mode():
+def test_fit_scores_are_per_image_dice_and_the_saturated_share_of_wrong_pixels_in_eval_mode():
     masks = torch.zeros(2, 1, 4, 4)
     masks[0, 0, :2] = 1  # image 0: top half
     masks[1, 0, 0, 0] = 1  # image 1: one pixel
-    pred = masks.bool().clone()
-    pred[1] = False
-    pred[1, 0, 3, 3] = True  # image 1 misses its pixel and marks another: Dice 0
-    g = _Fixed(pred).train()
-    assert fit_probe.train_dice(g, torch.zeros(2, 3, 4, 4), masks) == pytest.approx(0.5)
+    logits = torch.where(masks.bool(), 1.0, -1.0)  # image 0 exact
+    logits[1, 0, 0, 0] = -5.0  # image 1 misses its pixel, confidently (saturated)...
+    logits[1, 0, 3, 3] = 2.0  # ...and marks another, not saturated: Dice 0
+    g = _Fixed(logits).train()
+    scores = fit_probe.fit_scores(g, torch.zeros(2, 3, 4, 4), masks)
+    assert scores["dice"] == pytest.approx(0.5)
+    assert scores["saturated"] == pytest.approx(0.5)  # 1 of the 2 wrong pixels
     assert g.training  # restored
+    assert fit_probe.fit_scores(g, torch.zeros(2, 3, 4, 4), logits > 0)["saturated"] == 0.0
 
 
 @pytest.mark.slow
-def test_probe_steps_lower_the_training_l1():
+@pytest.mark.parametrize(("critic", "augmented"), [("constant", False), ("patchgan", True)])
+def test_probe_steps_lower_the_training_l1(critic, augmented):
     torch.manual_seed(0)
     images = torch.randint(0, 256, (2, 3, 256, 256), dtype=torch.uint8)
     masks = torch.zeros(2, 1, 256, 256)
     masks[:, :, 64:192, 64:192] = 1
     images[:, :, 64:192, 64:192] = 255  # the mask is the bright square
-    rows = fit_probe.probe(images, masks, "default", steps=8, every=4)
+    rows = fit_probe.probe(images, masks, "default", steps=8, every=4, critic=critic,
+                           augmented=augmented)
     assert [r["step"] for r in rows] == [4, 8]
     first = rows[0]["l1"]
     assert rows[-1]["l1"] < first and all(0 <= r["dice"] <= 1 for r in rows)
+    assert all(0 <= r["saturated"] <= 1 for r in rows)
+    assert all((r["loss_d"] is None) == (critic == "constant") for r in rows)
