@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 _TEMP = re.compile(r"^\..+\.[0-9a-f]{8}\.tmp$")
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+def atomic_write_bytes(path: str | Path, data: bytes | memoryview) -> None:
     """Write ``data`` to ``path`` atomically; OS failures (disk full, no permission) -> UserError."""
     path = Path(path)
     if path.is_dir():

@@ -196,14 +196,17 @@ def test_resume_refuses_a_checkpoint_without_training_state(tiny_models, tiny_re
         fit(cfg, pair_folder, tmp_path / "run", resume=True, progress=False)
 
 
-def _spy_saves(monkeypatch) -> list[tuple[str, int]]:
-    """(file name, epoch stored) for every checkpoint fit() writes."""
+def _spy_saves(monkeypatch, calls: list[int] | None = None) -> list[tuple[str, int]]:
+    """(file name, epoch stored) for every checkpoint fit() writes; ``calls`` gets the epoch of
+    every atomic_save call (one serialization each)."""
     saves: list[tuple[str, int]] = []
     real = loop.atomic_save
 
-    def save(state, path):
-        saves.append((path.name, state["epoch"]))
-        real(state, path)
+    def save(state, *paths):
+        saves.extend((path.name, state["epoch"]) for path in paths)
+        if calls is not None:
+            calls.append(state["epoch"])
+        real(state, *paths)
 
     monkeypatch.setattr(loop, "atomic_save", save)
     return saves
@@ -212,7 +215,8 @@ def _spy_saves(monkeypatch) -> list[tuple[str, int]]:
 def test_save_every_writes_last_pt_every_n_epochs_best_pt_on_every_best(
     tiny_models, tiny_recipe, pair_folder, tmp_path, monkeypatch
 ):
-    saves = _spy_saves(monkeypatch)
+    calls: list[int] = []
+    saves = _spy_saves(monkeypatch, calls)
     cfg = load_config(tiny_recipe).override(train={"epochs": 5, "save_every": 2})
     result = fit(cfg, pair_folder, tmp_path / "run", progress=False)
     assert [e for name, e in saves if name == "last.pt"] == [2, 4, 5]  # every 2nd, and the end
@@ -222,7 +226,22 @@ def test_save_every_writes_last_pt_every_n_epochs_best_pt_on_every_best(
             best = row["val_dice"]
             expected.append(row["epoch"])
     assert [e for name, e in saves if name == "best.pt"] == expected
+    # one serialization per epoch that saved anything, even when both files were due
+    assert calls == sorted({2, 4, 5} | set(expected))
     assert load_checkpoint(tmp_path / "run" / "last.pt")["epoch"] == 5
+
+
+def test_an_epoch_due_for_both_files_serializes_its_state_once(
+    tiny_models, tiny_recipe, pair_folder, tmp_path, monkeypatch
+):
+    calls: list[int] = []
+    saves = _spy_saves(monkeypatch, calls)
+    cfg = load_config(tiny_recipe).override(train={"epochs": 1})  # epoch 1: a best and the last
+    fit(cfg, pair_folder, tmp_path / "run", progress=False)
+    assert sorted(saves) == [("best.pt", 1), ("last.pt", 1)]
+    assert calls == [1]
+    run = tmp_path / "run"
+    assert (run / "last.pt").read_bytes() == (run / "best.pt").read_bytes()
 
 
 def test_save_every_still_saves_on_a_signal_and_resume_is_bit_identical(

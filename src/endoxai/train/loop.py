@@ -398,10 +398,8 @@ def _write_checkpoint(run: _Run, rank_rngs: list[torch.Tensor] | None, best: boo
         state["rng"]["torch_ranks"] = rank_rngs
     if run.partial is not None:
         state["partial"] = run.partial.to_dict()
-    if last:
-        atomic_save(state, run.run_dir / "last.pt")
-    if best:
-        atomic_save(state, run.run_dir / "best.pt")
+    due = [name for name, wanted in (("last.pt", last), ("best.pt", best)) if wanted]
+    atomic_save(state, *(run.run_dir / name for name in due))  # serialized once for both
 
 
 def _describe(run: _Run) -> str:
