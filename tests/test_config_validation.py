@@ -22,6 +22,7 @@ from endoxai.errors import UserError
     ("[train]\nlr_g = nan\n", "train.lr_g"),
     ("[train]\nseed = -1\n", "train.seed must be in"),
     ("[train]\nsave_every = 0\n", "train.save_every must be >= 1"),
+    ("[train]\nfit_images = -1\n", "train.fit_images must be >= 0"),
     ("[train]\nprecision = 16\n", "train.precision must be a string"),
     ("[model]\ndropout = 'half'\n", "model.dropout must be a finite number"),
     ("[train]\nepochs = {value = 3}\n", "train.epochs must be an integer"),

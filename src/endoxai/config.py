@@ -122,6 +122,7 @@ class TrainConfig:
     precision: str = "fp32"  # fp32 | bf16 | auto (bf16 autocast where the CPU/GPU supports it)
     num_threads: int = 0  # torch intra-op threads; 0 = torch default
     save_every: int = 1  # last.pt every N epochs (and at the end, on a signal); best.pt always
+    fit_images: int = 64  # eval-mode Dice of the first N training images per epoch (0: off)
 
     def __post_init__(self) -> None:
         _check_types(self, "train")
@@ -145,6 +146,8 @@ class TrainConfig:
             raise ValueError("train.num_threads must be >= 0")
         if self.save_every < 1:
             raise ValueError(f"train.save_every must be >= 1; got {self.save_every}")
+        if self.fit_images < 0:
+            raise ValueError(f"train.fit_images must be >= 0; got {self.fit_images}")
         if not 0 <= self.seed <= MAX_SEED:
             raise ValueError(f"train.seed must be in [0, 2**63 - 1]; got {self.seed}")
 

@@ -250,19 +250,19 @@ def test_save_every_still_saves_on_a_signal_and_resume_is_bit_identical(
     cfg = load_config(tiny_recipe).override(train={"epochs": 3, "save_every": 10})
     straight = fit(cfg, pair_folder, tmp_path / "straight", progress=False)
     saves = _spy_saves(monkeypatch)
-    real_validate = loop.validate
+    real_scores = loop._epoch_scores
 
-    def validate_then_signal(*args, **kwargs):  # the signal comes once epoch 1 is complete
-        scores = real_validate(*args, **kwargs)
+    def scores_then_signal(*args, **kwargs):  # the signal comes once epoch 1 is complete
+        scores = real_scores(*args, **kwargs)
         os.kill(os.getpid(), signal.SIGTERM)
         return scores
 
-    monkeypatch.setattr(loop, "validate", validate_then_signal)
+    monkeypatch.setattr(loop, "_epoch_scores", scores_then_signal)
     with pytest.raises(Interrupted):
         fit(cfg, pair_folder, tmp_path / "cut", progress=False)
     assert [e for name, e in saves if name == "last.pt"] == [1]  # not due, written for the signal
     assert "partial" not in load_checkpoint(tmp_path / "cut" / "last.pt")
-    monkeypatch.setattr(loop, "validate", real_validate)
+    monkeypatch.setattr(loop, "_epoch_scores", real_scores)
     resumed = fit(cfg, pair_folder, tmp_path / "cut", resume=True, progress=False)
     _assert_same(_weights(tmp_path / "straight" / "last.pt"),
                  _weights(tmp_path / "cut" / "last.pt"))

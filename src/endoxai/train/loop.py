@@ -214,9 +214,7 @@ def _epoch(run: _Run, train_set, val_set, dev: torch.device, amp, writer, stop: 
     scores = None
     if not run.ddp.agreed_signal(stop):
         # rank 0 validates while the others wait for its scores (None: abandoned on a signal)
-        scores = run.ddp.from_main(lambda: validate(
-            run.g, val_set, tc.batch_size // run.ddp.world, dev, amp,
-            should_stop=lambda: stop.requested))
+        scores = run.ddp.from_main(lambda: _epoch_scores(run, train_set, val_set, dev, amp, stop))
     if scores is None:
         _save(run)
         raise _interrupted(run.ddp.agreed_signal(stop), run)
@@ -224,7 +222,7 @@ def _epoch(run: _Run, train_set, val_set, dev: torch.device, amp, writer, stop: 
     row: dict[str, Any] = {"epoch": run.epoch + 1, "lr_g": tc.lr_g * factor,
                            "lr_d": tc.lr_d * factor}
     row.update({k: v / n_batches for k, v in state.sums.items()})
-    row.update({f"val_{k}": v for k, v in scores.items()})
+    row.update(scores)
     row["seconds"] = time.perf_counter() - t0
     run.history.append(row)
     improved = row["val_dice"] > run.best_dice
@@ -241,8 +239,9 @@ def _epoch(run: _Run, train_set, val_set, dev: torch.device, amp, writer, stop: 
             if k != "epoch":
                 writer.add_scalar(k, v, run.epoch)
         writer.flush()
-    log.info("epoch %d/%d  loss_g %.4f  loss_d %.4f  val_dice %.4f%s  (%.0f s)", run.epoch,
-             tc.epochs, row["loss_g"], row["loss_d"], row["val_dice"],
+    fit = f"  fit_dice {row['fit_dice']:.4f}" if "fit_dice" in row else ""
+    log.info("epoch %d/%d  loss_g %.4f  loss_d %.4f  val_dice %.4f%s%s  (%.0f s)", run.epoch,
+             tc.epochs, row["loss_g"], row["loss_d"], row["val_dice"], fit,
              "  *best" if improved else "", row["seconds"])
     if signum and not last:
         raise _interrupted(signum, run)
@@ -301,6 +300,25 @@ def _interrupted(signum: int, run: _Run) -> Interrupted:
     )
 
 
+def _epoch_scores(run: _Run, train_set, val_set, dev: torch.device, amp,
+                  stop: StopRequest) -> dict[str, float] | None:
+    """The epoch's ``val_*`` metrics and, with ``train.fit_images`` N > 0, ``fit_dice``: the same
+    eval-mode Dice on the first N training images (unaugmented), which tells underfitting (low)
+    from overfitting (far above val_dice). None when a signal came meanwhile."""
+    batch_size, should_stop = run.cfg.train.batch_size // run.ddp.world, lambda: stop.requested
+    val = validate(run.g, val_set, batch_size, dev, amp, should_stop)
+    if val is None:
+        return None
+    scores = {f"val_{k}": v for k, v in val.items()}
+    if run.cfg.train.fit_images:
+        fit = validate(run.g, train_set, batch_size, dev, amp, should_stop,
+                       limit=run.cfg.train.fit_images)
+        if fit is None:
+            return None
+        scores["fit_dice"] = fit["dice"]
+    return scores
+
+
 @torch.no_grad()
 def validate(
     g: torch.nn.Module,
@@ -309,16 +327,19 @@ def validate(
     device: torch.device,
     amp,
     should_stop: Callable[[], bool] | None = None,
+    limit: int | None = None,
 ) -> dict[str, float] | None:
-    """MedAI per-image metrics of ``logit > 0`` at model resolution, averaged over the split.
+    """MedAI per-image metrics of ``logit > 0`` at model resolution, averaged over the split (or
+    its first ``limit`` images).
 
     Returns None when ``should_stop()`` became true between two batches (validation abandoned).
     """
     was_training = g.training
     g.eval()
     per_image: dict[str, list[torch.Tensor]] = {k: [] for k in VAL_METRICS}
+    n = len(val_set.stems) if limit is None else min(limit, len(val_set.stems))
     try:
-        for idx in torch.arange(len(val_set.stems)).split(batch_size):
+        for idx in torch.arange(n).split(batch_size):
             if should_stop is not None and should_stop():
                 return None
             images = to_model_input(val_set.images[idx]).to(device, memory_format=torch.channels_last)
