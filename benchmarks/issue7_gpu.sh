@@ -13,7 +13,9 @@
 #   4. evaluate-explanations (12 images) and the inference-choice table on the RECIPES run with
 #      the highest validation Dice,
 #   5. the small files (metrics, per-image CSVs, histories, configs) packed into
-#      $OUT/issue7.tar.gz after every phase, beside the log $OUT/issue7.log.
+#      $OUT/issue7.tar.gz after every phase, beside the log $OUT/issue7.log. Each history.csv
+#      has fit_dice (train.fit_images: eval-mode Dice of 64 training images) beside val_dice,
+#      which tells whether a recipe fails to fit its training set or overfits it.
 # Every phase is bounded by `timeout -s TERM` (training then saves a resumable last.pt and its
 # best.pt stays usable), so the call ends inside BUDGET seconds whatever happens. Training writes
 # last.pt every SAVE_EVERY (10) epochs only: on the H200 a run's wall time was twice the sum of
