@@ -1,4 +1,5 @@
 import tomllib
+from pathlib import Path
 
 import pytest
 
@@ -55,3 +56,32 @@ def test_invalid_files_rejected_with_reason(tmp_path, text, match):
 def test_unknown_recipe_lists_names():
     with pytest.raises(UserError, match="paper"):
         load_config("nonexistent")
+
+
+CANDIDATES = Path(__file__).resolve().parents[1] / "docs" / "results" / "recipes"
+# The GPU sweep's one-idea candidates and the fit-probe control: what each changes from `default`.
+CANDIDATE_CHANGES = {
+    "gpu-nodrop": {"model.dropout"},
+    "gpu-bce": {"train.seg_loss", "train.seg_weight"},
+    "gpu-512": {"data.image_size"},
+    "gpu-flips": {f"data.augment.{k}" for k in ("scale", "shift", "brightness", "contrast",
+                                                "saturation")},
+    "probe-zoom-colour": {"data.augment.hflip", "data.augment.vflip", "data.augment.rot90"},
+}
+
+
+def _flat(tree: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(CANDIDATE_CHANGES))
+def test_candidate_recipes_change_only_what_they_say(name):
+    default = _flat(load_config("default").to_dict())
+    candidate = _flat(load_config(str(CANDIDATES / f"{name}.toml")).to_dict())
+    assert {k for k in default if default[k] != candidate[k]} == CANDIDATE_CHANGES[name]
