@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import os
 import platform
 import re
@@ -71,8 +72,12 @@ def load_average() -> str:
         return "?"
 
 
+@functools.cache
 def machine() -> dict[str, str]:
-    """CPU model, torch version and threads, Python, git commit (+dirty), date."""
+    """CPU model, torch version and threads, Python, git commit (+dirty), date.
+
+    Computed once per process, and ``script_main`` computes it before the run: a report names
+    the commit and date its run *started* with, even when later commits land during a long run."""
     model = "?"
     try:
         out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
@@ -147,5 +152,6 @@ def script_main(
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    machine()  # the facts (commit, date) as the run starts
     write_output(run(args), args.output, args.append)
     return 0

@@ -1,0 +1,39 @@
+"""benchmarks/common.py: a report's machine facts are those its run started with."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+
+import common  # noqa: E402
+
+
+def test_script_main_takes_the_machine_facts_before_the_run(tmp_path, monkeypatch):
+    common.machine.cache_clear()
+    monkeypatch.setattr(common.datetime, "datetime", _Clock)
+    _Clock.now_value = "start"
+    seen = {}
+
+    def run(args):
+        seen["cached"] = common.machine.cache_info().currsize
+        _Clock.now_value = "later"  # e.g. an hour of training; commits may land meanwhile
+        return "report: " + common.machine()["date"] + "\n"
+
+    assert common.script_main("doc", lambda p: None, run, ["--output", str(tmp_path / "r.md")]) == 0
+    assert seen["cached"] == 1
+    assert (tmp_path / "r.md").read_text() == "report: start\n"
+    common.machine.cache_clear()
+
+
+class _Clock:
+    now_value = ""
+
+    @classmethod
+    def now(cls):
+        return cls
+
+    @classmethod
+    def isoformat(cls, timespec):
+        return cls.now_value
