@@ -48,7 +48,8 @@ class ConstantCritic(torch.nn.Module):
 
 def fit_scores(g: torch.nn.Module, images: torch.Tensor, masks: torch.Tensor) -> dict[str, float]:
     """On ``g``'s eval-mode logits of ``images``: the MedAI Dice (per image, then averaged) of
-    logit > 0 and the share of wrong pixels whose |logit| exceeds ``SATURATED`` (0 if none wrong)."""
+    logit > 0 and the share of wrong pixels whose |logit| exceeds ``SATURATED`` (0 if none is
+    wrong)."""
     was_training = g.training
     g.eval()
     with torch.no_grad():
