@@ -3,7 +3,8 @@
 Trains a fresh Table-1 generator of the recipe (``--config``: its image size, dropout, batch
 size, learning rates, betas, L1 weight and segmentation term) on the first ``--n-images``
 Kvasir-SEG training images and reports every ``--every`` steps the training L1, the MedAI Dice of
-the same images predicted in eval mode (logit > 0, model resolution) and the share of their
+the same images predicted in eval mode (logit > 0, model resolution), the same with BatchNorm
+normalising by these images' own statistics instead of its running ones, and the share of their
 wrong pixels that are *saturated* (|logit| > 3, so tanh is within 0.005 of ±1 and the L1 term's
 gradient on that logit is under 1 % of its largest).
 
@@ -29,6 +30,7 @@ import time
 import torch
 
 from common import kvasir_split, machine, script_main, table
+from inference_choices import logits_in_mode
 from endoxai.config import load_config
 from endoxai.data import augment, load_arrays
 from endoxai.data.preprocess import to_model_input
@@ -47,20 +49,21 @@ class ConstantCritic(torch.nn.Module):
 
 
 def fit_scores(g: torch.nn.Module, images: torch.Tensor, masks: torch.Tensor) -> dict[str, float]:
-    """On ``g``'s eval-mode logits of ``images``: the MedAI Dice (per image, then averaged) of
-    logit > 0 and the share of wrong pixels whose |logit| exceeds ``SATURATED`` (0 if none is
-    wrong)."""
-    was_training = g.training
-    g.eval()
-    with torch.no_grad():
-        logits = g.logits(images)
-    g.train(was_training)
+    """On ``g``'s logits of uint8 ``images`` without dropout: the MedAI Dice (per image, then
+    averaged) of logit > 0 with BatchNorm's running statistics (eval mode, as ``predict``) and with
+    the statistics of ``images`` themselves (``batch_dice``), and the share of eval mode's wrong
+    pixels whose |logit| exceeds ``SATURATED`` (0 if none is wrong). ``g`` is left as it was."""
     truth = masks > 0.5
+    logits = logits_in_mode(g, images, batch_stats=False, dropout=False)
     pred = logits > 0
     wrong = pred != truth
     saturated = (wrong & (logits.abs() > SATURATED)).sum().item() / max(wrong.sum().item(), 1)
-    dice = float(medai_scores(confusion_counts(pred, truth))["dice"].mean())
-    return {"dice": dice, "saturated": saturated}
+    batch = logits_in_mode(g, images, batch_stats=True, dropout=False) > 0
+    return {"dice": _dice(pred, truth), "batch_dice": _dice(batch, truth), "saturated": saturated}
+
+
+def _dice(pred: torch.Tensor, truth: torch.Tensor) -> float:
+    return float(medai_scores(confusion_counts(pred, truth))["dice"].mean())
 
 
 def probe(images: torch.Tensor, masks: torch.Tensor, recipe: str, steps: int, every: int,
@@ -92,9 +95,10 @@ def probe(images: torch.Tensor, masks: torch.Tensor, recipe: str, steps: int, ev
             logs = generator_step(ConstantCritic(), opt_g, xb, yb, g.logits(xb), tc)
         if step % every == 0 or step == steps:
             rows.append({"step": step, "l1": logs["loss_g_l1"], "loss_d": logs.get("loss_d"),
-                         **fit_scores(g, x, y), "seconds": time.perf_counter() - t0})
+                         **fit_scores(g, images, y), "seconds": time.perf_counter() - t0})
             print(f"fit probe: step {step}  L1 {logs['loss_g_l1']:.3f}  "
-                  f"Dice {rows[-1]['dice']:.3f}", file=sys.stderr)
+                  f"Dice {rows[-1]['dice']:.3f} (own BN statistics {rows[-1]['batch_dice']:.3f})",
+                  file=sys.stderr)
     return rows
 
 
@@ -114,10 +118,12 @@ def run(args: argparse.Namespace) -> str:
     out += [f"- recipe {args.config}, {len(arrays.stems)} training images of {data} at {size}², "
             f"{critic[args.critic]}, {'with' if args.augment else 'no'} augmentation", "",
             table(["step", "training L1", "D loss", "training Dice (eval mode)",
+                   "training Dice (the images' own BatchNorm statistics)",
                    f"wrong pixels saturated (logit beyond ±{SATURATED:g})", "seconds"],
                   [[r["step"], f"{r['l1']:.3f}",
                     "–" if r["loss_d"] is None else f"{r['loss_d']:.3f}", f"{r['dice']:.3f}",
-                    f"{r['saturated']:.2f}", f"{r['seconds']:.0f}"] for r in rows])]
+                    f"{r['batch_dice']:.3f}", f"{r['saturated']:.2f}", f"{r['seconds']:.0f}"]
+                   for r in rows])]
     return "\n".join(out) + "\n"
 
 
