@@ -169,6 +169,22 @@ def test_history_reading_and_best_epoch(tmp_path):
     assert read_history(tmp_path / "missing.csv") == [] and best_epoch([]) is None
     fig = training_curves_figure(rows)
     assert len(fig.axes) == 3 and fig.axes[0].get_lines()
+    assert _curves(fig.axes[2]) == ["dice"]
+
+
+def _curves(ax) -> list[str]:
+    """Labels of the plotted series (matplotlib names unlabelled artists such as the best-epoch
+    marker "_child<n>")."""
+    return [line.get_label() for line in ax.get_lines() if not line.get_label().startswith("_")]
+
+
+def test_training_curves_draw_fit_dice_beside_the_validation_dice(tmp_path):
+    path = tmp_path / "history.csv"
+    path.write_text("epoch,loss_g,val_dice,fit_dice\n1,3.0,0.2,0.3\n2,2.5,0.5,0.7\n")
+    fig = training_curves_figure(read_history(path))
+    lines = {line.get_label(): line for line in fig.axes[2].get_lines()}
+    assert _curves(fig.axes[2]) == ["dice", "dice, training images"]
+    assert list(lines["dice, training images"].get_ydata()) == [0.3, 0.7]
 
 
 @slow
