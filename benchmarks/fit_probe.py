@@ -76,10 +76,13 @@ def probe(images: torch.Tensor, masks: torch.Tensor, recipe: str, steps: int, ev
     tc = cfg.train
     torch.manual_seed(seed)
     g = Generator(cfg.model.in_channels, cfg.model.out_channels, cfg.model.dropout)
-    with torch.random.fork_rng():  # D's initialisation leaves batches and dropout as without it
-        d = Discriminator(cfg.model.in_channels, cfg.model.out_channels)
     opt_g = torch.optim.Adam(g.parameters(), lr=tc.lr_g, betas=(tc.beta1, tc.beta2))
-    opt_d = torch.optim.Adam(d.parameters(), lr=tc.lr_d, betas=(tc.beta1, tc.beta2))
+    d: torch.nn.Module = ConstantCritic()
+    opt_d = None
+    if critic == "patchgan":
+        with torch.random.fork_rng():  # D's initialisation leaves batches and dropout as without it
+            d = Discriminator(cfg.model.in_channels, cfg.model.out_channels)
+        opt_d = torch.optim.Adam(d.parameters(), lr=tc.lr_d, betas=(tc.beta1, tc.beta2))
     data_rng = torch.Generator().manual_seed(seed)
     x, y = to_model_input(images), masks.float()
     batch = min(tc.batch_size, len(x))
@@ -89,10 +92,10 @@ def probe(images: torch.Tensor, masks: torch.Tensor, recipe: str, steps: int, ev
         xb, yb = x[idx], y[idx]
         if augmented:
             xb, yb = augment(xb, yb, cfg.data.augment, data_rng)
-        if critic == "patchgan":
+        if opt_d is not None:
             logs = train_step(g, d, opt_g, opt_d, xb, yb, tc)
         else:
-            logs = generator_step(ConstantCritic(), opt_g, xb, yb, g.logits(xb), tc)
+            logs = generator_step(d, opt_g, xb, yb, g.logits(xb), tc)
         if step % every == 0 or step == steps:
             rows.append({"step": step, "l1": logs["loss_g_l1"], "loss_d": logs.get("loss_d"),
                          **fit_scores(g, images, y), "seconds": time.perf_counter() - t0})
