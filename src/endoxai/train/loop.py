@@ -322,30 +322,31 @@ def _epoch_scores(run: _Run, train_set, val_set, dev: torch.device, amp,
 @torch.no_grad()
 def validate(
     g: torch.nn.Module,
-    val_set,
+    split,
     batch_size: int,
     device: torch.device,
     amp,
     should_stop: Callable[[], bool] | None = None,
     limit: int | None = None,
 ) -> dict[str, float] | None:
-    """MedAI per-image metrics of ``logit > 0`` at model resolution, averaged over the split (or
-    its first ``limit`` images).
+    """MedAI per-image metrics of ``logit > 0`` at model resolution, averaged over ``split``'s
+    decoded pairs (the validation split, or the training one for ``fit_dice``) or its first
+    ``limit``.
 
     Returns None when ``should_stop()`` became true between two batches (validation abandoned).
     """
     was_training = g.training
     g.eval()
     per_image: dict[str, list[torch.Tensor]] = {k: [] for k in VAL_METRICS}
-    n = len(val_set.stems) if limit is None else min(limit, len(val_set.stems))
+    n = len(split.stems) if limit is None else min(limit, len(split.stems))
     try:
         for idx in torch.arange(n).split(batch_size):
             if should_stop is not None and should_stop():
                 return None
-            images = to_model_input(val_set.images[idx]).to(device, memory_format=torch.channels_last)
+            images = to_model_input(split.images[idx]).to(device, memory_format=torch.channels_last)
             with amp:
                 pred = g.logits(images).float() > 0
-            scores = medai_scores(confusion_counts(pred.cpu(), val_set.masks[idx].bool()))
+            scores = medai_scores(confusion_counts(pred.cpu(), split.masks[idx].bool()))
             for k in VAL_METRICS:
                 per_image[k].append(torch.as_tensor(scores[k], dtype=torch.float64))
     finally:
