@@ -6,7 +6,9 @@ Kvasir-SEG training images and reports every ``--every`` steps the training L1, 
 the same images predicted in eval mode (logit > 0, model resolution), the same with BatchNorm
 normalising by these images' own statistics instead of its running ones, and the share of their
 wrong pixels that are *saturated* (|logit| > 3, so tanh is within 0.005 of ±1 and the L1 term's
-gradient on that logit is under 1 % of its largest).
+gradient on that logit is under 1 % of its largest). With ``--val N`` it also scores the first N
+validation images, which the probe never trains on (eval mode, the same Dice): how much of the fit
+carries over to unseen images.
 
 - ``--critic constant`` (default): training's own generator step against a critic that scores
   everything 0, so the adversarial term adds no gradient and only 100·L1 and the segmentation
@@ -54,7 +56,7 @@ def fit_scores(g: torch.nn.Module, images: torch.Tensor, masks: torch.Tensor) ->
     the statistics of ``images`` themselves (``batch_dice``), and the share of eval mode's wrong
     pixels whose |logit| exceeds ``SATURATED`` (0 if none is wrong). ``g`` is left as it was."""
     truth = masks > 0.5
-    logits = logits_in_mode(g, images, batch_stats=False, dropout=False)
+    logits = eval_logits(g, images)
     pred = logits > 0
     wrong = pred != truth
     saturated = (wrong & (logits.abs() > SATURATED)).sum().item() / max(wrong.sum().item(), 1)
@@ -62,16 +64,25 @@ def fit_scores(g: torch.nn.Module, images: torch.Tensor, masks: torch.Tensor) ->
     return {"dice": _dice(pred, truth), "batch_dice": _dice(batch, truth), "saturated": saturated}
 
 
+def eval_logits(g: torch.nn.Module, images: torch.Tensor, chunk: int = 16) -> torch.Tensor:
+    """``g``'s eval-mode logits of uint8 ``images``, ``chunk`` images at a time (running
+    statistics make chunks independent, and memory stays small for a hundred 256² images)."""
+    return torch.cat([logits_in_mode(g, part, batch_stats=False, dropout=False)
+                      for part in images.split(chunk)])
+
+
 def _dice(pred: torch.Tensor, truth: torch.Tensor) -> float:
     return float(medai_scores(confusion_counts(pred, truth))["dice"].mean())
 
 
 def probe(images: torch.Tensor, masks: torch.Tensor, recipe: str, steps: int, every: int,
-          seed: int = 0, critic: str = "constant", augmented: bool = False
-          ) -> list[dict[str, float]]:
+          seed: int = 0, critic: str = "constant", augmented: bool = False,
+          held_out: tuple[torch.Tensor, torch.Tensor] | None = None) -> list[dict[str, float]]:
     """Fit a fresh generator to (uint8 images, {0, 1} masks) for ``steps`` steps of the recipe's
     batch size; one row (step, L1, D loss, Dice, saturated share, seconds) every ``every`` steps
-    and after the last. ``critic``: "constant" or "patchgan" (see the module docstring)."""
+    and after the last. ``critic``: "constant" or "patchgan" (see the module docstring).
+    ``held_out``: (uint8 images, {0, 1} masks) never trained on; each row then has their eval-mode
+    Dice as ``val_dice``."""
     cfg = load_config(recipe)
     tc = cfg.train
     torch.manual_seed(seed)
@@ -97,8 +108,11 @@ def probe(images: torch.Tensor, masks: torch.Tensor, recipe: str, steps: int, ev
         else:
             logs = generator_step(d, opt_g, xb, yb, g.logits(xb), tc)
         if step % every == 0 or step == steps:
-            rows.append({"step": step, "l1": logs["loss_g_l1"], "loss_d": logs.get("loss_d"),
-                         **fit_scores(g, images, y), "seconds": time.perf_counter() - t0})
+            row = {"step": step, "l1": logs["loss_g_l1"], "loss_d": logs.get("loss_d"),
+                   **fit_scores(g, images, y)}
+            if held_out is not None:
+                row["val_dice"] = _dice(eval_logits(g, held_out[0]) > 0, held_out[1] > 0.5)
+            rows.append({**row, "seconds": time.perf_counter() - t0})
             print(f"fit probe: step {step}  L1 {logs['loss_g_l1']:.3f}  "
                   f"Dice {rows[-1]['dice']:.3f} (own BN statistics {rows[-1]['batch_dice']:.3f})",
                   file=sys.stderr)
@@ -112,21 +126,28 @@ def run(args: argparse.Namespace) -> str:
     data, index, stems = found
     size = load_config(args.config).data.image_size
     arrays = load_arrays(index, stems, size, progress=False)
+    held_out = None
+    if args.val:
+        val = load_arrays(index, kvasir_split(args.data, "val", args.val)[2], size, progress=False)
+        held_out = (val.images, val.masks.float())
     rows = probe(arrays.images, arrays.masks, args.config, args.steps, args.every, args.seed,
-                 args.critic, args.augment)
+                 args.critic, args.augment, held_out)
     critic = {"constant": "constant critic (no adversarial gradient)",
               "patchgan": "PatchGAN discriminator trained alongside (full GAN objective)"}
     out = [f"Command: `python benchmarks/fit_probe.py {' '.join(sys.argv[1:])}`", ""]
     out += [f"- {k}: {v}" for k, v in machine().items()]
     out += [f"- recipe {args.config}, {len(arrays.stems)} training images of {data} at {size}², "
-            f"{critic[args.critic]}, {'with' if args.augment else 'no'} augmentation", "",
-            table(["step", "training L1", "D loss", "training Dice (eval mode)",
-                   "training Dice (the images' own BatchNorm statistics)",
-                   f"wrong pixels saturated (logit beyond ±{SATURATED:g})", "seconds"],
-                  [[r["step"], f"{r['l1']:.3f}",
-                    "–" if r["loss_d"] is None else f"{r['loss_d']:.3f}", f"{r['dice']:.3f}",
-                    f"{r['batch_dice']:.3f}", f"{r['saturated']:.2f}", f"{r['seconds']:.0f}"]
-                   for r in rows])]
+            f"{critic[args.critic]}, {'with' if args.augment else 'no'} augmentation"
+            + (f"; held out: the first {len(held_out[0])} validation images" if held_out else ""),
+            "", table(["step", "training L1", "D loss", "training Dice (eval mode)",
+                       "training Dice (the images' own BatchNorm statistics)",
+                       f"wrong pixels saturated (logit beyond ±{SATURATED:g})"]
+                      + (["validation Dice (eval mode)"] if held_out else []) + ["seconds"],
+                      [[r["step"], f"{r['l1']:.3f}",
+                        "–" if r["loss_d"] is None else f"{r['loss_d']:.3f}", f"{r['dice']:.3f}",
+                        f"{r['batch_dice']:.3f}", f"{r['saturated']:.2f}"]
+                       + ([f"{r['val_dice']:.3f}"] if held_out else []) + [f"{r['seconds']:.0f}"]
+                       for r in rows])]
     return "\n".join(out) + "\n"
 
 
@@ -140,6 +161,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--critic", choices=("constant", "patchgan"), default="constant",
                    help="constant: pixel losses only; patchgan: the full GAN objective")
     p.add_argument("--augment", action="store_true", help="the recipe's training augmentation")
+    p.add_argument("--val", type=int, default=0,
+                   help="also score the first N validation images (never trained on); 0: none")
 
 
 def main(argv: list[str] | None = None) -> int:
