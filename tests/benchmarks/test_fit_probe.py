@@ -83,3 +83,30 @@ def test_probe_steps_lower_the_training_l1(critic, augmented):
     assert rows[-1]["l1"] < first and all(0 <= r["dice"] <= 1 for r in rows)
     assert all(0 <= r["saturated"] <= 1 for r in rows)
     assert all((r["loss_d"] is None) == (critic == "constant") for r in rows)
+
+
+def test_eval_logits_in_chunks_equal_one_batch_in_eval_mode():
+    torch.manual_seed(0)
+    g = Generator(dropout=0.5).train()
+    for m in g.modules():  # running statistics unlike any batch's, so that batch mode would show
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.normal_(0, 0.5)
+    images = torch.randint(0, 256, (3, 3, 256, 256), dtype=torch.uint8)
+    with torch.no_grad():
+        whole = copy.deepcopy(g).eval().logits(to_model_input(images))
+    chunked = fit_probe.eval_logits(g, images, chunk=2)
+    assert torch.allclose(chunked, whole, atol=1e-5) and g.training
+
+
+@pytest.mark.slow
+def test_held_out_images_are_scored_like_the_training_images():
+    torch.manual_seed(0)
+    images = torch.randint(0, 256, (2, 3, 256, 256), dtype=torch.uint8)
+    masks = torch.zeros(2, 1, 256, 256)
+    masks[:, :, 64:192, 64:192] = 1
+    images[:, :, 64:192, 64:192] = 255
+    # the training images themselves as the "held-out" set: both Dice columns must agree
+    rows = fit_probe.probe(images, masks, "default", steps=2, every=1, held_out=(images, masks))
+    assert [r["step"] for r in rows] == [1, 2]
+    assert all(r["val_dice"] == pytest.approx(r["dice"]) for r in rows)
+    assert "val_dice" not in fit_probe.probe(images, masks, "default", steps=1, every=1)[0]
