@@ -113,8 +113,9 @@ def probe(images: torch.Tensor, masks: torch.Tensor, recipe: str, steps: int, ev
             if held_out is not None:
                 row["val_dice"] = _dice(eval_logits(g, held_out[0]) > 0, held_out[1] > 0.5)
             rows.append({**row, "seconds": time.perf_counter() - t0})
+            held = f"  validation Dice {row['val_dice']:.3f}" if held_out is not None else ""
             print(f"fit probe: step {step}  L1 {logs['loss_g_l1']:.3f}  "
-                  f"Dice {rows[-1]['dice']:.3f} (own BN statistics {rows[-1]['batch_dice']:.3f})",
+                  f"Dice {row['dice']:.3f} (own BN statistics {row['batch_dice']:.3f}){held}",
                   file=sys.stderr)
     return rows
 
