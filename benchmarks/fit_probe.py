@@ -137,18 +137,24 @@ def run(args: argparse.Namespace) -> str:
               "patchgan": "PatchGAN discriminator trained alongside (full GAN objective)"}
     out = [f"Command: `python benchmarks/fit_probe.py {' '.join(sys.argv[1:])}`", ""]
     out += [f"- {k}: {v}" for k, v in machine().items()]
+    columns = [
+        ("step", lambda r: r["step"]),
+        ("training L1", lambda r: f"{r['l1']:.3f}"),
+        ("D loss", lambda r: "–" if r["loss_d"] is None else f"{r['loss_d']:.3f}"),
+        ("training Dice (eval mode)", lambda r: f"{r['dice']:.3f}"),
+        ("training Dice (the images' own BatchNorm statistics)",
+         lambda r: f"{r['batch_dice']:.3f}"),
+        (f"wrong pixels saturated (logit beyond ±{SATURATED:g})",
+         lambda r: f"{r['saturated']:.2f}"),
+    ]
+    if held_out:
+        columns.append(("validation Dice (eval mode)", lambda r: f"{r['val_dice']:.3f}"))
+    columns.append(("seconds", lambda r: f"{r['seconds']:.0f}"))
     out += [f"- recipe {args.config}, {len(arrays.stems)} training images of {data} at {size}², "
             f"{critic[args.critic]}, {'with' if args.augment else 'no'} augmentation"
             + (f"; held out: the first {len(held_out[0])} validation images" if held_out else ""),
-            "", table(["step", "training L1", "D loss", "training Dice (eval mode)",
-                       "training Dice (the images' own BatchNorm statistics)",
-                       f"wrong pixels saturated (logit beyond ±{SATURATED:g})"]
-                      + (["validation Dice (eval mode)"] if held_out else []) + ["seconds"],
-                      [[r["step"], f"{r['l1']:.3f}",
-                        "–" if r["loss_d"] is None else f"{r['loss_d']:.3f}", f"{r['dice']:.3f}",
-                        f"{r['batch_dice']:.3f}", f"{r['saturated']:.2f}"]
-                       + ([f"{r['val_dice']:.3f}"] if held_out else []) + [f"{r['seconds']:.0f}"]
-                       for r in rows])]
+            "", table([name for name, _ in columns],
+                      [[cell(r) for _, cell in columns] for r in rows])]
     return "\n".join(out) + "\n"
 
 
