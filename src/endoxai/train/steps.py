@@ -46,6 +46,18 @@ def segmentation_loss(kind: str, logits: torch.Tensor, masks: torch.Tensor) -> t
     return sum(terms)
 
 
+def pixel_losses(logits: torch.Tensor, masks: torch.Tensor, cfg: TrainConfig,
+                 fake: torch.Tensor | None = None) -> dict[str, tuple[float, torch.Tensor]]:
+    """G's pixel terms as ``name: (weight, unweighted loss)``: ``l1`` (|G(x) - y|, ``y`` the {0, 1}
+    ``masks`` mapped to {-1, 1}) and, unless ``seg_loss`` is none, ``seg``. ``fake``: G(x) =
+    tanh(logits) when the caller already has it (one tanh node, so gradients sum as before)."""
+    fake = torch.tanh(logits.float()) if fake is None else fake
+    terms = {"l1": (cfg.l1_weight, F.l1_loss(fake, masks * 2 - 1))}
+    if cfg.seg_loss != "none":
+        terms["seg"] = (cfg.seg_weight, segmentation_loss(cfg.seg_loss, logits, masks))
+    return terms
+
+
 def discriminator_step(
     d: nn.Module,
     opt_d: torch.optim.Optimizer,
@@ -75,7 +87,6 @@ def generator_step(
     autocast: AbstractContextManager = nullcontext(),
 ) -> dict[str, float]:
     """One G update from the already computed ``logits``; D's parameters get no gradient."""
-    target = masks * 2 - 1
     fake = torch.tanh(logits.float())
     d.requires_grad_(False)
     try:
@@ -84,13 +95,10 @@ def generator_step(
         loss_adv = adversarial_loss(scores, real=True)
     finally:
         d.requires_grad_(True)
-    loss_l1 = F.l1_loss(fake, target)
-    loss = loss_adv + cfg.l1_weight * loss_l1
-    logs = {"loss_g_adv": loss_adv.item(), "loss_g_l1": loss_l1.item()}
-    if cfg.seg_loss != "none":
-        loss_seg = segmentation_loss(cfg.seg_loss, logits, masks)
-        loss = loss + cfg.seg_weight * loss_seg
-        logs["loss_g_seg"] = loss_seg.item()
+    loss, logs = loss_adv, {"loss_g_adv": loss_adv.item()}
+    for name, (weight, term) in pixel_losses(logits, masks, cfg, fake).items():
+        loss = loss + weight * term
+        logs[f"loss_g_{name}"] = term.item()
     opt_g.zero_grad(set_to_none=True)
     loss.backward()
     opt_g.step()
