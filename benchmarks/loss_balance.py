@@ -25,7 +25,7 @@ from endoxai.data import load_arrays
 from endoxai.train.steps import pixel_losses
 
 CANDIDATES = REPO / "docs" / "results" / "recipes"
-DEFAULT_CONFIGS = ["default", str(CANDIDATES / "gpu-bce.toml"), str(CANDIDATES / "gpu-dice100.toml")]
+DEFAULT_CONFIGS = ["default", *(str(CANDIDATES / f"{n}.toml") for n in ("gpu-bce", "gpu-dice100"))]
 
 
 def gradient_scales(logits: torch.Tensor, masks: torch.Tensor, cfg: TrainConfig

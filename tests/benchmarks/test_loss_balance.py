@@ -39,9 +39,7 @@ def test_no_segmentation_term_without_seg_loss_and_weights_scale_linearly():
     logits = torch.randn(masks.shape, generator=torch.Generator().manual_seed(0))
     assert set(loss_balance.gradient_scales(logits.clone(), masks,
                                             TrainConfig(seg_loss="none"))) == {"l1"}
-    one = loss_balance.gradient_scales(logits.clone(), masks,
-                                       TrainConfig(l1_weight=1.0, seg_loss="dice", seg_weight=1.0))
-    big = loss_balance.gradient_scales(logits.clone(), masks,
-                                       TrainConfig(l1_weight=1.0, seg_loss="dice", seg_weight=100.0))
+    one, big = (loss_balance.gradient_scales(logits.clone(), masks, TrainConfig(
+        l1_weight=1.0, seg_loss="dice", seg_weight=weight)) for weight in (1.0, 100.0))
     assert big["seg"] == pytest.approx(100 * one["seg"]) and big["l1"] == pytest.approx(one["l1"])
     assert one["seg"] > 0
