@@ -31,8 +31,8 @@ DEFAULT_CONFIGS = ["default", *(str(CANDIDATES / f"{n}.toml") for n in ("gpu-bce
 def gradient_scales(logits: torch.Tensor, masks: torch.Tensor, cfg: TrainConfig
                     ) -> dict[str, float]:
     """Mean |d(weight * term) / d logit| over all pixels, per pixel term of ``cfg``."""
-    out = {}
-    for name, (weight, term) in pixel_losses(logits.requires_grad_(), masks, cfg).items():
+    logits, out = logits.detach().requires_grad_(), {}
+    for name, (weight, term) in pixel_losses(logits, masks, cfg).items():
         (grad,) = torch.autograd.grad(weight * term, logits, retain_graph=True)
         out[name] = grad.abs().mean().item()
     return out
@@ -43,11 +43,13 @@ def run(args: argparse.Namespace) -> str:
     if found is None:
         return "loss balance: skipped (Kvasir-SEG not found; pass --data)\n"
     data, index, stems = found
-    rows, shares = [], []
+    rows, masks_at = [], {}  # image size -> masks, decoded once per size
     for recipe in args.config or DEFAULT_CONFIGS:
         cfg = load_config(recipe)
-        masks = load_arrays(index, stems, cfg.data.image_size, progress=False).masks.float()
-        shares.append(f"{masks.mean():.3f} at {cfg.data.image_size}²")
+        size = cfg.data.image_size
+        if size not in masks_at:
+            masks_at[size] = load_arrays(index, stems, size, progress=False).masks.float()
+        masks = masks_at[size]
         gen = torch.Generator().manual_seed(args.seed)
         for scale in args.scales:
             g = gradient_scales(scale * torch.randn(masks.shape, generator=gen), masks, cfg.train)
@@ -57,9 +59,9 @@ def run(args: argparse.Namespace) -> str:
                          f"{g['l1']:.3g}", f"{seg:.3g}", f"{seg / (seg + g['l1']):.3f}"])
     out = [f"Command: `python benchmarks/loss_balance.py {' '.join(sys.argv[1:])}`", ""]
     out += [f"- {k}: {v}" for k, v in machine().items()]
+    shares = ", ".join(f"{m.mean():.3f} at {n}²" for n, m in masks_at.items())
     out += [f"- masks: the first {len(stems)} training masks of {data} (foreground share "
-            f"{', '.join(dict.fromkeys(shares))}); logits drawn as spread × N(0, 1), seed "
-            f"{args.seed}", ""]
+            f"{shares}); logits drawn as spread × N(0, 1), seed {args.seed}", ""]
     out.append(table(["recipe", "L1 weight", "segmentation term", "logit spread",
                       "mean abs. gradient, L1 term", "mean abs. gradient, segmentation term",
                       "segmentation share"], rows))
