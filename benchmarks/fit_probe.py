@@ -26,6 +26,7 @@ Example: ``python benchmarks/fit_probe.py --n-images 16 --steps 120 --critic pat
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 
@@ -34,10 +35,11 @@ import torch
 from common import kvasir_split, machine, script_main, table
 from inference_choices import logits_in_mode
 from endoxai.config import load_config
-from endoxai.data import augment, load_arrays
+from endoxai.data import Arrays, augment, load_arrays
 from endoxai.data.preprocess import to_model_input
 from endoxai.metrics import confusion_counts, medai_scores
 from endoxai.models import Discriminator, Generator
+from endoxai.train.loop import validate
 from endoxai.train.steps import generator_step, train_step
 
 SATURATED = 3.0  # |logit| above which tanh' < 0.01: the L1 term barely moves the pixel
@@ -77,12 +79,12 @@ def _dice(pred: torch.Tensor, truth: torch.Tensor) -> float:
 
 def probe(images: torch.Tensor, masks: torch.Tensor, recipe: str, steps: int, every: int,
           seed: int = 0, critic: str = "constant", augmented: bool = False,
-          held_out: tuple[torch.Tensor, torch.Tensor] | None = None) -> list[dict[str, float]]:
+          held_out: Arrays | None = None) -> list[dict[str, float]]:
     """Fit a fresh generator to (uint8 images, {0, 1} masks) for ``steps`` steps of the recipe's
     batch size; one row (step, L1, D loss, Dice, saturated share, seconds) every ``every`` steps
     and after the last. ``critic``: "constant" or "patchgan" (see the module docstring).
-    ``held_out``: (uint8 images, {0, 1} masks) never trained on; each row then has their eval-mode
-    Dice as ``val_dice``."""
+    ``held_out``: decoded pairs never trained on; each row then has their eval-mode Dice as
+    ``val_dice``, scored by training's own ``validate`` (the epochs' ``val_dice``)."""
     cfg = load_config(recipe)
     tc = cfg.train
     torch.manual_seed(seed)
@@ -111,7 +113,8 @@ def probe(images: torch.Tensor, masks: torch.Tensor, recipe: str, steps: int, ev
             row = {"step": step, "l1": logs["loss_g_l1"], "loss_d": logs.get("loss_d"),
                    **fit_scores(g, images, y)}
             if held_out is not None:
-                row["val_dice"] = _dice(eval_logits(g, held_out[0]) > 0, held_out[1] > 0.5)
+                row["val_dice"] = validate(g, held_out, 16, torch.device("cpu"),
+                                           contextlib.nullcontext())["dice"]
             rows.append({**row, "seconds": time.perf_counter() - t0})
             held = f"  validation Dice {row['val_dice']:.3f}" if held_out is not None else ""
             print(f"fit probe: step {step}  L1 {logs['loss_g_l1']:.3f}  "
@@ -129,8 +132,8 @@ def run(args: argparse.Namespace) -> str:
     arrays = load_arrays(index, stems, size, progress=False)
     held_out = None
     if args.val:
-        val = load_arrays(index, kvasir_split(args.data, "val", args.val)[2], size, progress=False)
-        held_out = (val.images, val.masks.float())
+        val_ids = (data / "val.txt").read_text().split()[:args.val]
+        held_out = load_arrays(index, val_ids, size, progress=False)
     rows = probe(arrays.images, arrays.masks, args.config, args.steps, args.every, args.seed,
                  args.critic, args.augment, held_out)
     critic = {"constant": "constant critic (no adversarial gradient)",
@@ -152,7 +155,7 @@ def run(args: argparse.Namespace) -> str:
     columns.append(("seconds", lambda r: f"{r['seconds']:.0f}"))
     out += [f"- recipe {args.config}, {len(arrays.stems)} training images of {data} at {size}², "
             f"{critic[args.critic]}, {'with' if args.augment else 'no'} augmentation"
-            + (f"; held out: the first {len(held_out[0])} validation images" if held_out else ""),
+            + (f"; held out: the first {len(held_out)} validation images" if held_out else ""),
             "", table([name for name, _ in columns],
                       [[cell(r) for _, cell in columns] for r in rows])]
     return "\n".join(out) + "\n"

@@ -14,6 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
 import fit_probe  # noqa: E402
 
+from endoxai.data import Arrays  # noqa: E402
 from endoxai.data.preprocess import to_model_input  # noqa: E402
 from endoxai.models import Generator  # noqa: E402
 
@@ -106,7 +107,8 @@ def test_held_out_images_are_scored_like_the_training_images():
     masks[:, :, 64:192, 64:192] = 1
     images[:, :, 64:192, 64:192] = 255
     # the training images themselves as the "held-out" set: both Dice columns must agree
-    rows = fit_probe.probe(images, masks, "default", steps=2, every=1, held_out=(images, masks))
+    held_out = Arrays(images, masks.to(torch.uint8), ["a", "b"])
+    rows = fit_probe.probe(images, masks, "default", steps=2, every=1, held_out=held_out)
     assert [r["step"] for r in rows] == [1, 2]
     assert all(r["val_dice"] == pytest.approx(r["dice"]) for r in rows)
     assert "val_dice" not in fit_probe.probe(images, masks, "default", steps=1, every=1)[0]
