@@ -9,7 +9,7 @@
 #      GPU busy), for EPOCHS epochs, or for as many as the time left allows if side-by-side runs
 #      gained nothing (EPOCH_SECONDS per epoch and run, 3 by default), capped at MAX_EPOCHS (200),
 #   3. predict + evaluate (MedAI) on the 120 validation images for every run, with and without
-#      flip TTA,
+#      flip TTA, and their scores by polyp size (errors_by_size.py),
 #   4. evaluate-explanations (12 images) and the inference-choice table on the RECIPES run with
 #      the highest validation Dice,
 #   5. the small files (metrics, per-image CSVs, histories, configs) packed into
@@ -91,6 +91,11 @@ for name in paper "${names[@]}"; do
   [ -f "$r/best.pt" ] || { say "no $r/best.pt"; continue; }
   say "evaluate $name"; evaluate "$r"; say "evaluate $name exit $?"
 done
+per_image=(); for name in paper "${names[@]}"; do
+  [ -f "$RUNS/$name/metrics_per_image.csv" ] && per_image+=("$RUNS/$name/metrics_per_image.csv")
+done
+[ ${#per_image[@]} -gt 0 ] && "$PY" benchmarks/errors_by_size.py "${per_image[@]}" \
+  --output "$RUNS/errors-by-size.md" > /dev/null
 pack
 
 # 4. faithfulness (on the GPU) and inference choices (CPU, all cores) on the best RECIPES run
