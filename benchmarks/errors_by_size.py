@@ -19,7 +19,7 @@ import csv
 import statistics
 from pathlib import Path
 
-from common import script_main, table
+from common import machine, script_main, table
 
 SCORES = ("dice", "recall", "precision")
 
@@ -87,6 +87,7 @@ def run(args: argparse.Namespace) -> str:
               *[f"mean {k}" for k in SCORES], "missed (no true positive)"]
     out = ["Command: `python benchmarks/errors_by_size.py "
            + " ".join([*map(str, args.csv), "--bins", str(args.bins)]) + "`", "",
+           *[f"- {k}: {v}" for k, v in machine().items()], "",
            f"Groups of equal count by the first CSV's truth areas; images with an empty truth "
            f"(left out): {', '.join(f'{n}: {k}' for n, k in empty.items())}.", "",
            table(header, by_size(models, args.bins))]
