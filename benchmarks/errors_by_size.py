@@ -22,13 +22,19 @@ from pathlib import Path
 from common import machine, script_main, table
 
 SCORES = ("dice", "recall", "precision")
+COLUMNS = ("name", "height", "width", "empty_truth", "tp", "fn", *SCORES)
 
 
 def read_per_image(path: Path) -> dict[str, dict[str, float]]:
     """{image name: {"area": truth share of the image, "empty": 0/1, "missed": 0/1, *SCORES}}."""
     out = {}
     with Path(path).open(newline="", encoding="utf-8") as f:
-        for row in csv.DictReader(f):
+        reader = csv.DictReader(f)
+        lacking = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
+        if lacking:
+            raise ValueError(f"{path}: not a per-image CSV of `endoxai evaluate` "
+                             f"(no column {', '.join(lacking)})")
+        for row in reader:
             tp, fn = int(row["tp"]), int(row["fn"])
             pixels = int(row["height"]) * int(row["width"])
             out[row["name"]] = {"area": (tp + fn) / pixels, "empty": float(row["empty_truth"]),
@@ -44,7 +50,7 @@ def size_edges(areas: list[float], bins: int) -> list[float]:
     ordered = sorted(areas)
     if not ordered:
         raise ValueError("no image with a non-empty ground truth")
-    cuts = [ordered[min(len(ordered) - 1, (len(ordered) * i) // bins - 1)] for i in range(1, bins)]
+    cuts = [ordered[max(0, (len(ordered) * i) // bins - 1)] for i in range(1, bins)]
     return [ordered[0], *cuts, ordered[-1]]
 
 
@@ -67,21 +73,25 @@ def by_size(models: dict[str, dict[str, dict[str, float]]], bins: int) -> list[l
                 groups[group_of(r["area"], edges)].append(r)
         for i, members in enumerate(groups):
             span = f"{100 * edges[i]:.1f}–{100 * edges[i + 1]:.1f} %"
-            if not members:
-                rows.append([name, span, 0, *["–"] * (len(SCORES) + 1)])
-                continue
-            means = [f"{statistics.fmean(r[k] for r in members):.3f}" for k in SCORES]
-            missed = statistics.fmean(r["missed"] for r in members)
-            rows.append([name, span, len(members), *means, f"{missed:.2f}"])
-        everyone = [r for r in images.values() if not r["empty"]]
-        rows.append([name, "all non-empty", len(everyone),
-                     *[f"{statistics.fmean(r[k] for r in everyone):.3f}" for k in SCORES],
-                     f"{statistics.fmean(r['missed'] for r in everyone):.2f}"])
+            rows.append([name, span, *_summary(members)])
+        rows.append([name, "all non-empty", *_summary([r for g in groups for r in g])])
     return rows
 
 
+def _summary(members: list[dict[str, float]]) -> list[object]:
+    """Count, mean scores and missed share of a group's images (dashes when it has none)."""
+    if not members:
+        return [0, *["–"] * (len(SCORES) + 1)]
+    means = [f"{statistics.fmean(r[k] for r in members):.3f}" for k in SCORES]
+    return [len(members), *means, f"{statistics.fmean(r['missed'] for r in members):.2f}"]
+
+
 def run(args: argparse.Namespace) -> str:
-    models = {f"{p.parent.name}/{p.name}": read_per_image(p) for p in args.csv}
+    try:
+        models = {f"{p.parent.name}/{p.name}": read_per_image(p) for p in args.csv}
+        rows = by_size(models, args.bins)
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"errors_by_size: {e}") from None
     empty = {name: sum(int(r["empty"]) for r in images.values()) for name, images in models.items()}
     header = ["model (folder/CSV)", "truth share of the image", "images",
               *[f"mean {k}" for k in SCORES], "missed (no true positive)"]
@@ -90,14 +100,22 @@ def run(args: argparse.Namespace) -> str:
            *[f"- {k}: {v}" for k, v in machine().items()], "",
            f"Groups of equal count by the first CSV's truth areas; images with an empty truth "
            f"(left out): {', '.join(f'{n}: {k}' for n, k in empty.items())}.", "",
-           table(header, by_size(models, args.bins))]
+           table(header, rows)]
     return "\n".join(out) + "\n"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("csv", nargs="+", type=Path,
                    help="per-image CSVs of `endoxai evaluate`, one per model")
-    p.add_argument("--bins", type=int, default=4, help="size groups of equal count (default 4)")
+    p.add_argument("--bins", type=_positive, default=4,
+                   help="size groups of equal count (default 4)")
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:

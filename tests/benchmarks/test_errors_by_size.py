@@ -71,3 +71,15 @@ def test_report_names_the_command_and_the_groups(tmp_path):
     report = errors_by_size.run(errors_by_size.argparse.Namespace(csv=[path], bins=2))
     assert "errors_by_size.py" in report and f"{tmp_path.name}/per_image.csv" in report
     assert "| 10.0–10.0 % | 1 | 1.000 |" in report and "| 10.0–50.0 % | 1 | 0.000 |" in report
+
+
+def test_more_groups_than_images_and_bad_input_are_handled(tmp_path):
+    path = _write(tmp_path / "one.csv", [_row("x", 10, 10, 1.0)])
+    rows = errors_by_size.by_size({"m": errors_by_size.read_per_image(path)}, bins=3)
+    assert [r[2] for r in rows] == [1, 0, 0, 1]  # the one image, two empty groups, the total
+    wrong = tmp_path / "wrong.csv"
+    wrong.write_text("name,dice\nx,0.5\n", encoding="utf-8")
+    with pytest.raises(SystemExit, match="no column height"):
+        errors_by_size.main([str(wrong)])
+    with pytest.raises(SystemExit):
+        errors_by_size.main([str(path), "--bins", "0"])
