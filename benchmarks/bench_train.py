@@ -26,7 +26,8 @@ from pathlib import Path
 
 import torch
 from common import (
-    interleaved, kvasir_seg, load_average, machine, median, peak_rss, script_main, table,
+    interleaved, kvasir_seg, load_average, machine, median, peak_rss, script_main, split_ids,
+    table,
 )
 
 from endoxai.config import ModelConfig, TrainConfig
@@ -48,7 +49,7 @@ def batches(data: Path | None, size: int, n: int, batch: int) -> tuple[list, str
     """``n`` (images in [-1, 1], masks {0, 1}) float batches and a description of their source."""
     if data is not None:
         index = find_dataset(data)
-        stems = (data / "train.txt").read_text().split()[: n * batch]
+        stems = split_ids(data, "train", n * batch)
         arrays = load_arrays(index, stems, size, progress=False)
         images, masks = to_model_input(arrays.images), arrays.masks.float()
         source = f"Kvasir-SEG training pairs ({len(stems)})"

@@ -126,7 +126,15 @@ def kvasir_split(data: Path | None, split: str, limit: int | None = None):
     folder = kvasir_seg(data)
     if folder is None:
         return None
-    return folder, find_dataset(folder), (folder / f"{split}.txt").read_text().split()[:limit]
+    return folder, find_dataset(folder), split_ids(folder, split, limit)
+
+
+def split_ids(folder: Path, split: str, limit: int | None = None) -> list[str]:
+    """The first ``limit`` ids of ``<folder>/<split>.txt``, in the file's order, read by endoxai's
+    own list reader (blank lines skipped, file names taken by their stem)."""
+    from endoxai.data.splits import read_id_file
+
+    return read_id_file(folder / f"{split}.txt")[:limit]
 
 
 def write_output(report: str, output: Path | None, append: bool = False) -> None:

@@ -32,7 +32,7 @@ import time
 
 import torch
 
-from common import kvasir_split, machine, script_main, table
+from common import kvasir_split, machine, script_main, split_ids, table
 from inference_choices import logits_in_mode
 from endoxai.config import load_config
 from endoxai.data import Arrays, augment, load_arrays
@@ -132,8 +132,7 @@ def run(args: argparse.Namespace) -> str:
     arrays = load_arrays(index, stems, size, progress=False)
     held_out = None
     if args.val:
-        val_ids = (data / "val.txt").read_text().split()[:args.val]
-        held_out = load_arrays(index, val_ids, size, progress=False)
+        held_out = load_arrays(index, split_ids(data, "val", args.val), size, progress=False)
     rows = probe(arrays.images, arrays.masks, args.config, args.steps, args.every, args.seed,
                  args.critic, args.augment, held_out)
     critic = {"constant": "constant critic (no adversarial gradient)",

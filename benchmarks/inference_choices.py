@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from common import kvasir_split, machine, script_main, table
+from common import kvasir_split, machine, script_main, split_ids, table
 
 from endoxai.data import load_arrays
 from endoxai.data.io import read_mask
@@ -124,7 +124,7 @@ def run(args: argparse.Namespace) -> str:
     val = load_arrays(index, stems, size, progress=False)
     truths = [read_mask(*index.mask_source(stem)) for stem in val.stems]
     batches = val.images.split(args.batch_size)
-    train_ids = (data / "train.txt").read_text().split()[:args.recalibration_images]
+    train_ids = split_ids(data, "train", args.recalibration_images)
     train_images = load_arrays(index, train_ids, size, progress=False).images
     rows = []
     for name, fn in variants(g, args.batch_size, args.seed, train_images).items():

@@ -1,4 +1,4 @@
-"""benchmarks/common.py: a report's machine facts are those its run started with."""
+"""benchmarks/common.py: a report's machine facts are those its run started with; split lists."""
 
 from __future__ import annotations
 
@@ -37,3 +37,9 @@ class _Clock:
     @classmethod
     def isoformat(cls, timespec):
         return cls.now_value
+
+
+def test_split_ids_keep_the_file_order_and_read_lists_like_endoxai(tmp_path):
+    (tmp_path / "val.txt").write_text("c\n\na.jpg\nb\n", encoding="utf-8")
+    assert common.split_ids(tmp_path, "val") == ["c", "a", "b"]  # blank skipped, stem of a.jpg
+    assert common.split_ids(tmp_path, "val", 2) == ["c", "a"]
