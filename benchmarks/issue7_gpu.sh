@@ -86,13 +86,12 @@ say "trained ${names[*]}"
 
 # 3. evaluation of every run (120 images each: seconds)
 pack
+per_image=()
 for name in paper "${names[@]}"; do
   r=$RUNS/$name
   [ -f "$r/best.pt" ] || { say "no $r/best.pt"; continue; }
   say "evaluate $name"; evaluate "$r"; say "evaluate $name exit $?"
-done
-per_image=(); for name in paper "${names[@]}"; do
-  [ -f "$RUNS/$name/metrics_per_image.csv" ] && per_image+=("$RUNS/$name/metrics_per_image.csv")
+  [ -f "$r/metrics_per_image.csv" ] && per_image+=("$r/metrics_per_image.csv")
 done
 [ ${#per_image[@]} -gt 0 ] && "$PY" benchmarks/errors_by_size.py "${per_image[@]}" \
   --output "$RUNS/errors-by-size.md" > /dev/null
