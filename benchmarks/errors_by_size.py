@@ -4,7 +4,11 @@ Reads the per-image CSVs ``endoxai evaluate`` writes (``<output>_per_image.csv``
 under ``docs/results/*/per_image.csv``), one per model, and splits the images with a non-empty
 ground truth into ``--bins`` groups of equal count by the truth's share of the image
 ((tp + fn) / (height · width), at original resolution). Per group and model: the mean Dice,
-recall and precision, and the share of images *missed* (no true positive pixel: Dice 0). The
+recall and precision, the share of images *missed* (no true positive pixel: Dice 0), and the
+mean share of the image that the truth and the prediction cover ((tp + fp) / (height · width)):
+a model that marks about the same area whatever the polyp's size under-segments large polyps and
+over-segments small ones; the Pearson correlation of the two shares, per model, says how much the
+predicted area follows the true one (1: in step; 0: not at all). The
 group edges come from the first CSV, so every model is scored on the same images when the CSVs
 cover the same ids. Images with an empty ground truth (scored inverted by the MedAI protocol) are
 counted separately and left out of the groups.
@@ -22,11 +26,13 @@ from pathlib import Path
 from common import machine, script_main, table
 
 SCORES = ("dice", "recall", "precision")
-COLUMNS = ("name", "height", "width", "empty_truth", "tp", "fn", *SCORES)
+SHARES = ("area", "predicted")  # the truth's and the prediction's share of the image
+COLUMNS = ("name", "height", "width", "empty_truth", "tp", "fp", "fn", *SCORES)
 
 
 def read_per_image(path: Path) -> dict[str, dict[str, float]]:
-    """{image name: {"area": truth share of the image, "empty": 0/1, "missed": 0/1, *SCORES}}."""
+    """{image name: {"area": truth share of the image, "predicted": predicted share of the image,
+    "empty": 0/1, "missed": 0/1, *SCORES}}."""
     out = {}
     with Path(path).open(newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
@@ -35,9 +41,10 @@ def read_per_image(path: Path) -> dict[str, dict[str, float]]:
             raise ValueError(f"{path}: not a per-image CSV of `endoxai evaluate` "
                              f"(no column {', '.join(lacking)})")
         for row in reader:
-            tp, fn = int(row["tp"]), int(row["fn"])
+            tp, fp, fn = int(row["tp"]), int(row["fp"]), int(row["fn"])
             pixels = int(row["height"]) * int(row["width"])
-            out[row["name"]] = {"area": (tp + fn) / pixels, "empty": float(row["empty_truth"]),
+            out[row["name"]] = {"area": (tp + fn) / pixels, "predicted": (tp + fp) / pixels,
+                                "empty": float(row["empty_truth"]),
                                 "missed": float(tp == 0),
                                 **{k: float(row[k]) for k in SCORES}}
     return out
@@ -79,11 +86,24 @@ def by_size(models: dict[str, dict[str, dict[str, float]]], bins: int) -> list[l
 
 
 def _summary(members: list[dict[str, float]]) -> list[object]:
-    """Count, mean scores and missed share of a group's images (dashes when it has none)."""
+    """Count, mean true and predicted share, mean scores and missed share of a group's images
+    (dashes when it has none)."""
     if not members:
-        return [0, *["–"] * (len(SCORES) + 1)]
+        return [0, *["–"] * (len(SHARES) + len(SCORES) + 1)]
+    shares = [f"{100 * statistics.fmean(r[k] for r in members):.1f} %" for k in SHARES]
     means = [f"{statistics.fmean(r[k] for r in members):.3f}" for k in SCORES]
-    return [len(members), *means, f"{statistics.fmean(r['missed'] for r in members):.2f}"]
+    return [len(members), *shares, *means, f"{statistics.fmean(r['missed'] for r in members):.2f}"]
+
+
+def area_correlation(images: dict[str, dict[str, float]]) -> float | None:
+    """Pearson correlation of the true and the predicted share over the non-empty truths (None
+    when it is undefined: fewer than two images, or one of the shares constant)."""
+    members = [r for r in images.values() if not r["empty"]]
+    try:
+        return statistics.correlation([r["area"] for r in members],
+                                      [r["predicted"] for r in members])
+    except statistics.StatisticsError:
+        return None
 
 
 def run(args: argparse.Namespace) -> str:
@@ -93,14 +113,19 @@ def run(args: argparse.Namespace) -> str:
     except (OSError, ValueError) as e:
         raise SystemExit(f"errors_by_size: {e}") from None
     empty = {name: sum(int(r["empty"]) for r in images.values()) for name, images in models.items()}
-    header = ["model (folder/CSV)", "truth share of the image", "images",
-              *[f"mean {k}" for k in SCORES], "missed (no true positive)"]
+    header = ["model (folder/CSV)", "truth share of the image", "images", "mean truth share",
+              "mean predicted share", *[f"mean {k}" for k in SCORES], "missed (no true positive)"]
+    correlations = [[name, "–" if r is None else f"{r:.2f}"]
+                    for name, r in ((n, area_correlation(i)) for n, i in models.items())]
     out = ["Command: `python benchmarks/errors_by_size.py "
            + " ".join([*map(str, args.csv), "--bins", str(args.bins)]) + "`", "",
            *[f"- {k}: {v}" for k, v in machine().items()], "",
            f"Groups of equal count by the first CSV's truth areas; images with an empty truth "
            f"(left out): {', '.join(f'{n}: {k}' for n, k in empty.items())}.", "",
-           table(header, rows)]
+           table(header, rows), "",
+           "Does the predicted area follow the true one? Pearson correlation of the two shares "
+           "over the images with a non-empty truth:", "",
+           table(["model (folder/CSV)", "correlation"], correlations)]
     return "\n".join(out) + "\n"
 
 
