@@ -9,7 +9,8 @@
 #      GPU busy), for EPOCHS epochs, or for as many as the time left allows if side-by-side runs
 #      gained nothing (EPOCH_SECONDS per epoch and run, 3 by default), capped at MAX_EPOCHS (200),
 #   3. predict + evaluate (MedAI) on the 120 validation images for every run, with and without
-#      flip TTA, and their scores by polyp size (errors_by_size.py),
+#      flip TTA, their scores by polyp size (errors_by_size.py) and the RECIPES runs' validation
+#      and fit Dice epoch by epoch (compare_histories.py),
 #   4. evaluate-explanations (12 images) and the inference-choice table on the RECIPES run with
 #      the highest validation Dice,
 #   5. the small files (metrics, per-image CSVs, histories, configs) packed into
@@ -95,6 +96,12 @@ for name in paper "${names[@]}"; do
 done
 [ ${#per_image[@]} -gt 0 ] && "$PY" benchmarks/errors_by_size.py "${per_image[@]}" \
   --output "$RUNS/errors-by-size.md" > /dev/null
+hist=(); for name in "${names[@]}"; do
+  [ -f "$RUNS/$name/history.csv" ] && hist+=("$name=$RUNS/$name/history.csv"); done
+for metric in val_dice fit_dice; do  # the first recipe against each other one, epoch by epoch
+  [ ${#hist[@]} -gt 0 ] && "$PY" benchmarks/compare_histories.py "${hist[@]}" --metric $metric \
+    --output "$RUNS/compare-histories.md" $([ $metric = fit_dice ] && echo --append) > /dev/null
+done
 pack
 
 # 4. faithfulness (on the GPU) and inference choices (CPU, all cores) on the best RECIPES run
