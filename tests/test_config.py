@@ -75,6 +75,7 @@ CANDIDATE_CHANGES = {
                                  "data.augment.rot90"}),
     "gpu-batch2": ("default", {"train.batch_size"}),
     "gpu-lr1e-3": ("default", {"train.lr_g", "train.lr_d"}),
+    "gpu-dicebce100": ("default", {"train.seg_loss"}),
 }
 
 
