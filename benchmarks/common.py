@@ -140,8 +140,11 @@ def split_ids(folder: Path, split: str, limit: int | None = None) -> list[str]:
 def write_output(report: str, output: Path | None, append: bool = False) -> None:
     print(report)
     if output:
+        # an appended report starts after a blank line, so that it does not run into the last
+        # table of the one before (markdown would read its first line as a table row)
+        gap = "\n" if append and Path(output).is_file() and Path(output).stat().st_size else ""
         with Path(output).open("a" if append else "w", encoding="utf-8") as f:
-            f.write(report)
+            f.write(gap + report)
 
 
 def script_main(

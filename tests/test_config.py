@@ -60,10 +60,11 @@ def test_unknown_recipe_lists_names():
 
 CANDIDATES = Path(__file__).resolve().parents[1] / "docs" / "results" / "recipes"
 SEG1 = str(CANDIDATES / "default-seg1.toml")
+DICE100 = str(CANDIDATES / "gpu-dice100.toml")
 # The GPU sweep's one-idea candidates and the fit-probe controls: the `default` recipe each was
 # written against, and what it changes from it. Those run before session 10 keep the `default` of
-# that time (soft Dice weighted 1), kept as default-seg1.toml; the two never run were rebased
-# onto today's `default` when session 10 promoted gpu-dice100.
+# that time (soft Dice weighted 1), kept as default-seg1.toml; those written in sessions 10-11
+# change the `default` of then (soft Dice weighted 100), kept as gpu-dice100.toml.
 CANDIDATE_CHANGES = {
     "gpu-nodrop": (SEG1, {"model.dropout"}),
     "gpu-bce": (SEG1, {"train.seg_loss", "train.seg_weight"}),
@@ -73,9 +74,9 @@ CANDIDATE_CHANGES = {
                                                        "contrast", "saturation")}),
     "probe-zoom-colour": (SEG1, {"data.augment.hflip", "data.augment.vflip",
                                  "data.augment.rot90"}),
-    "gpu-batch2": ("default", {"train.batch_size"}),
-    "gpu-lr1e-3": ("default", {"train.lr_g", "train.lr_d"}),
-    "gpu-dicebce100": ("default", {"train.seg_loss"}),
+    "gpu-batch2": (DICE100, {"train.batch_size"}),
+    "gpu-lr1e-3": (DICE100, {"train.lr_g", "train.lr_d"}),
+    "gpu-dicebce100": (DICE100, {"train.seg_loss"}),
 }
 
 
@@ -100,7 +101,9 @@ def test_candidate_recipes_change_only_what_they_say(name):
     assert _changes(base, str(CANDIDATES / f"{name}.toml")) == expected
 
 
-def test_default_is_the_promoted_candidate_and_its_predecessor_differs_only_in_the_dice_weight():
-    assert _changes("default", str(CANDIDATES / "gpu-dice100.toml")) == set()
-    assert _changes("default", SEG1) == {"train.seg_weight"}
-    assert load_config("default").train.seg_weight == 100.0
+def test_default_is_the_promoted_candidate_and_its_predecessors_differ_only_in_the_seg_term():
+    assert _changes("default", str(CANDIDATES / "gpu-dicebce100.toml")) == set()
+    assert _changes("default", DICE100) == {"train.seg_loss"}
+    assert _changes("default", SEG1) == {"train.seg_loss", "train.seg_weight"}
+    train = load_config("default").train
+    assert (train.seg_loss, train.seg_weight) == ("dice+bce", 100.0)

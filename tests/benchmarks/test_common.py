@@ -43,3 +43,13 @@ def test_split_ids_keep_the_file_order_and_read_lists_like_endoxai(tmp_path):
     (tmp_path / "val.txt").write_text("c\n\na.jpg\nb\n", encoding="utf-8")
     assert common.split_ids(tmp_path, "val") == ["c", "a", "b"]  # blank skipped, stem of a.jpg
     assert common.split_ids(tmp_path, "val", 2) == ["c", "a"]
+
+
+def test_appended_reports_are_separated_by_a_blank_line(tmp_path, capsys):
+    out = tmp_path / "r.md"
+    common.write_output("| a |\n", out, append=True)  # nothing to separate from yet
+    common.write_output("| b |\n", out, append=True)
+    assert out.read_text() == "| a |\n\n| b |\n"
+    common.write_output("c\n", out)  # overwriting starts afresh
+    assert out.read_text() == "c\n"
+    assert capsys.readouterr().out.count("| a |") == 1
