@@ -15,22 +15,26 @@ new=runs/lr1e-3/history.csv default=docs/results/kvasir-seg-dice100-cpu/history.
 from __future__ import annotations
 
 import argparse
-import csv
+import math
 import statistics
 from pathlib import Path
 
 from common import machine, script_main, table
+from endoxai.errors import UserError
+from endoxai.report import history
 
 
 def read_history(path: Path, metric: str) -> dict[int, float]:
-    """{epoch: the metric} of one ``history.csv`` (rows without a value left out)."""
-    with Path(path).open(newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        for column in ("epoch", metric):
-            if column not in (reader.fieldnames or []):
-                raise ValueError(f"{path}: no column {column!r} (is it a history.csv of "
-                                 "`endoxai train`?)")
-        return {int(row["epoch"]): float(row[metric]) for row in reader if row[metric] != ""}
+    """{epoch: the metric} of one ``history.csv`` (rows without a value left out), read by the
+    report's reader."""
+    if not Path(path).is_file():
+        raise ValueError(f"{path}: no such file")
+    rows = history.read_history(path)
+    for column in ("epoch", metric):
+        if rows and column not in rows[0]:
+            raise ValueError(f"{path}: no column {column!r} (is it a history.csv of "
+                             "`endoxai train`?)")
+    return {int(row["epoch"]): row[metric] for row in rows if not math.isnan(row[metric])}
 
 
 def shared_epochs(runs: dict[str, dict[int, float]], first: int | None = None,
@@ -50,7 +54,7 @@ def leads(a: dict[int, float], b: dict[int, float], epochs: list[int]) -> tuple[
 def run(args: argparse.Namespace) -> str:
     try:
         runs = {label: read_history(path, args.metric) for label, path in args.history}
-    except (OSError, ValueError) as e:
+    except (UserError, ValueError) as e:
         raise SystemExit(f"compare_histories: {e}") from None
     first, last = args.epochs or (None, None)
     epochs = shared_epochs(runs, first, last)

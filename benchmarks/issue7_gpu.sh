@@ -98,10 +98,12 @@ done
   --output "$RUNS/errors-by-size.md" > /dev/null
 hist=(); for name in "${names[@]}"; do
   [ -f "$RUNS/$name/history.csv" ] && hist+=("$name=$RUNS/$name/history.csv"); done
-for metric in val_dice fit_dice; do  # the first recipe against each other one, epoch by epoch
-  [ ${#hist[@]} -gt 0 ] && "$PY" benchmarks/compare_histories.py "${hist[@]}" --metric $metric \
-    --output "$RUNS/compare-histories.md" $([ $metric = fit_dice ] && echo --append) > /dev/null
-done
+if [ ${#hist[@]} -gt 0 ]; then  # the first recipe against each other one, epoch by epoch
+  "$PY" benchmarks/compare_histories.py "${hist[@]}" \
+    --output "$RUNS/compare-histories.md" > /dev/null
+  "$PY" benchmarks/compare_histories.py "${hist[@]}" --metric fit_dice \
+    --output "$RUNS/compare-histories.md" --append > /dev/null
+fi
 pack
 
 # 4. faithfulness (on the GPU) and inference choices (CPU, all cores) on the best RECIPES run
