@@ -6,8 +6,9 @@
 #   2. RECIPES (default: `default`; names or .toml files, space-separated), trained side by side,
 #      one process each on the one GPU (on the H200 a 256² epoch took 2.0-2.9 s, validation
 #      included, nearly as long as a 512² one, 3.3-3.4 s: one run at batch 8 does not keep the
-#      GPU busy), for EPOCHS epochs, or for as many as the time left allows if side-by-side runs
-#      gained nothing (EPOCH_SECONDS per epoch and run, 3 by default), capped at MAX_EPOCHS (200),
+#      GPU busy), for EPOCHS epochs (one number for all, or one per recipe: EPOCHS="100 30"), or
+#      for as many as the time left allows if side-by-side runs gained nothing (EPOCH_SECONDS per
+#      epoch and run, 3 by default), capped at MAX_EPOCHS (200),
 #   3. predict + evaluate (MedAI) on the 120 validation images for every run, with and without
 #      flip TTA, their scores by polyp size (errors_by_size.py) and the RECIPES runs' validation
 #      and fit Dice epoch by epoch (compare_histories.py),
@@ -70,14 +71,21 @@ fi
 read -r -a recipes <<< "$RECIPES"
 names=(); for recipe in "${recipes[@]}"; do names+=("$(basename "$recipe" .toml)"); done
 avail=$(( $(left) - BUDGET / 3 ))
-epochs=${EPOCHS:-$(( (avail - 30) / (EPOCH_SECONDS * ${#recipes[@]}) ))}
-[ "$epochs" -gt "$MAX_EPOCHS" ] && epochs=$MAX_EPOCHS
-[ "$epochs" -lt 1 ] && epochs=1
-say "train ${names[*]}: $epochs epochs each (${avail}s available)"
+read -r -a epochs <<< "${EPOCHS:-$(( (avail - 30) / (EPOCH_SECONDS * ${#recipes[@]}) ))}"
+if [ ${#epochs[@]} -ne 1 ] && [ ${#epochs[@]} -ne ${#recipes[@]} ]; then
+  say "EPOCHS: one number, or one per recipe (${#recipes[@]}), not '${epochs[*]}'"; exit 2
+fi
+for i in "${!recipes[@]}"; do
+  e=${epochs[$i]:-${epochs[0]}}
+  [ "$e" -gt "$MAX_EPOCHS" ] && e=$MAX_EPOCHS
+  [ "$e" -lt 1 ] && e=1
+  epochs[$i]=$e
+done
+say "train ${names[*]}: ${epochs[*]} epochs (${avail}s available)"
 pids=()
 for i in "${!recipes[@]}"; do
   ( timeout -s TERM "$(( avail > 30 ? avail : 30 ))" "$PY" -m endoxai train --data "$DATA" \
-      --out "$RUNS/${names[$i]}" --config "${recipes[$i]}" --epochs "$epochs" \
+      --out "$RUNS/${names[$i]}" --config "${recipes[$i]}" --epochs "${epochs[$i]}" \
       --save-every "$SAVE_EVERY" --device "$DEVICE" --no-progress; echo "train exit $?" ) 2>&1 |
     sed -u "s/^/[${names[$i]}] /" &
   pids+=($!)

@@ -74,7 +74,7 @@ CANDIDATE_CHANGES = {
                                                        "contrast", "saturation")}),
     "probe-zoom-colour": (SEG1, {"data.augment.hflip", "data.augment.vflip",
                                  "data.augment.rot90"}),
-    "gpu-batch2": (DICE100, {"train.batch_size"}),
+    "gpu-batch2": ("default", {"train.batch_size"}),
     "gpu-lr1e-3": (DICE100, {"train.lr_g", "train.lr_d"}),
     "gpu-dicebce100": (DICE100, {"train.seg_loss"}),
 }
