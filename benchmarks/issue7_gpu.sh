@@ -3,12 +3,12 @@
 # 15 min of device time in all, files back only from $OUT, at most 8 of them, no checkpoints).
 #
 #   1. the `paper` recipe (512², 10 epochs; PAPER_EPOCHS=0 skips it), then
-#   2. RECIPES (default: `default`; names or .toml files, space-separated), trained side by side,
-#      one process each on the one GPU (on the H200 a 256² epoch took 2.0-2.9 s, validation
-#      included, nearly as long as a 512² one, 3.3-3.4 s: one run at batch 8 does not keep the
-#      GPU busy), for EPOCHS epochs (one number for all, or one per recipe: EPOCHS="100 30"), or
-#      for as many as the time left allows if side-by-side runs gained nothing (EPOCH_SECONDS per
-#      epoch and run, 3 by default), capped at MAX_EPOCHS (200),
+#   2. RECIPES (default: `default`; names or .toml files, space-separated), trained one after
+#      another for EPOCHS epochs (one number for all, or one per recipe: EPOCHS="80 30"), or for
+#      as many as the time left allows (EPOCH_SECONDS per epoch and run, 2.5 by default: a 256²
+#      epoch took 1.7-2.9 s alone on the H200, validation included), capped at MAX_EPOCHS (200).
+#      Not side by side: three runs sharing the H200 took 10.7-12.9 s per epoch each, against
+#      1.7-2.7 s alone (docs/RESULTS.md §1.5, session 12),
 #   3. predict + evaluate (MedAI) on the 120 validation images for every run, with and without
 #      flip TTA, their scores by polyp size (errors_by_size.py) and the RECIPES runs' validation
 #      and fit Dice epoch by epoch (compare_histories.py),
@@ -22,6 +22,7 @@
 # best.pt stays usable), so the call ends inside BUDGET seconds whatever happens. Training writes
 # last.pt every SAVE_EVERY (10) epochs only: on the H200 a run's wall time was twice the sum of
 # its 2-3 s epochs, most likely from writing the ~690 MB state after each (docs/RESULTS.md §1.5).
+# The runs go to RUNS: /dev/shm/issue7 (memory) where it has 8 GB free, else /tmp/issue7.
 #
 # On the machine that holds ../shared (this one), once:
 #   mkdir -p .gpu && cp -r ../shared/data/kvasir-seg .gpu/ && echo /.gpu/ >> .git/info/exclude
@@ -32,8 +33,10 @@
 set -uo pipefail
 DATA=${1:?dataset folder (Kvasir-SEG layout)}; OUTDIR=${2:?output folder}; BUDGET=${3:-540}
 DEVICE=${DEVICE:-cuda}; PAPER_EPOCHS=${PAPER_EPOCHS:-10}; MAX_EPOCHS=${MAX_EPOCHS:-200}
-RECIPES=${RECIPES:-default}; EPOCHS=${EPOCHS:-}; EPOCH_SECONDS=${EPOCH_SECONDS:-3}
-SAVE_EVERY=${SAVE_EVERY:-10}; RUNS=${RUNS:-/tmp/issue7}; N_EXPLAIN=${N_EXPLAIN:-12}
+RECIPES=${RECIPES:-default}; EPOCHS=${EPOCHS:-}; EPOCH_SECONDS=${EPOCH_SECONDS:-2.5}
+SAVE_EVERY=${SAVE_EVERY:-10}; N_EXPLAIN=${N_EXPLAIN:-12}
+shm_free=$(df -Pm /dev/shm 2>/dev/null | awk 'NR == 2 {print $4}')
+[ "${shm_free:-0}" -gt 8000 ] && RUNS=${RUNS:-/dev/shm/issue7} || RUNS=${RUNS:-/tmp/issue7}
 export PYTHONPATH=$PWD/src${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 PY=${PYTHON:-python3}
 START=$(date +%s)
@@ -66,12 +69,14 @@ if [ "$PAPER_EPOCHS" -gt 0 ]; then
   say "paper: train exit $?"
 fi
 
-# 2. RECIPES side by side: EPOCHS, or as many epochs as fit in what is left once a third of the
-# budget is kept for the evaluations and 30 s for start-up (CUDA, decoding the dataset)
+# 2. RECIPES one after another: EPOCHS, or as many epochs as fit in what is left once a third of
+# the budget is kept for the evaluations and 20 s per run for start-up (CUDA, decoding the data)
 read -r -a recipes <<< "$RECIPES"
 names=(); for recipe in "${recipes[@]}"; do names+=("$(basename "$recipe" .toml)"); done
 avail=$(( $(left) - BUDGET / 3 ))
-read -r -a epochs <<< "${EPOCHS:-$(( (avail - 30) / (EPOCH_SECONDS * ${#recipes[@]}) ))}"
+train_end=$(( $(date +%s) + avail ))
+fit=$(awk -v a="$avail" -v n="${#recipes[@]}" -v s="$EPOCH_SECONDS" 'BEGIN {print int((a / n - 20) / s)}')
+read -r -a epochs <<< "${EPOCHS:-$fit}"
 if [ ${#epochs[@]} -ne 1 ] && [ ${#epochs[@]} -ne ${#recipes[@]} ]; then
   say "EPOCHS: one number, or one per recipe (${#recipes[@]}), not '${epochs[*]}'"; exit 2
 fi
@@ -82,16 +87,15 @@ for i in "${!recipes[@]}"; do
   epochs[$i]=$e
 done
 say "train ${names[*]}: ${epochs[*]} epochs (${avail}s available)"
-pids=()
-for i in "${!recipes[@]}"; do
-  ( timeout -s TERM "$(( avail > 30 ? avail : 30 ))" "$PY" -m endoxai train --data "$DATA" \
-      --out "$RUNS/${names[$i]}" --config "${recipes[$i]}" --epochs "${epochs[$i]}" \
-      --save-every "$SAVE_EVERY" --device "$DEVICE" --no-progress; echo "train exit $?" ) 2>&1 |
-    sed -u "s/^/[${names[$i]}] /" &
-  pids+=($!)
+for i in "${!recipes[@]}"; do  # each until its epochs are done or the training window ends
+  window=$(( train_end - $(date +%s) ))
+  [ "$window" -lt 30 ] && { say "no time left to train ${names[$i]}"; continue; }
+  say "train ${names[$i]}: ${epochs[$i]} epochs, at most ${window}s"
+  timeout -s TERM "$window" "$PY" -m endoxai train --data "$DATA" --out "$RUNS/${names[$i]}" \
+    --config "${recipes[$i]}" --epochs "${epochs[$i]}" --save-every "$SAVE_EVERY" \
+    --device "$DEVICE" --no-progress
+  say "train ${names[$i]} exit $?"
 done
-wait "${pids[@]}"  # a bare `wait` would also wait for the `tee` above, which never ends
-say "trained ${names[*]}"
 
 # 3. evaluation of every run (120 images each: seconds)
 pack
