@@ -7,8 +7,8 @@
 #      another for EPOCHS epochs (one number for all, or one per recipe: EPOCHS="80 30"), or for
 #      as many as the time left allows (EPOCH_SECONDS per epoch and run, 2.5 by default: a 256²
 #      epoch took 1.7-2.9 s alone on the H200, validation included), capped at MAX_EPOCHS (200).
-#      Not side by side: three runs sharing the H200 took 10.7-12.9 s per epoch each, against
-#      1.7-2.7 s alone (docs/RESULTS.md §1.5, session 12),
+#      Not side by side: with three runs sharing the H200, a batch-8 run took 10.7-12.9 s per
+#      epoch, against 1.7-2.7 s alone (docs/RESULTS.md §1.5, session 12),
 #   3. predict + evaluate (MedAI) on the 120 validation images for every run, with and without
 #      flip TTA, their scores by polyp size (errors_by_size.py) and the RECIPES runs' validation
 #      and fit Dice epoch by epoch (compare_histories.py),
@@ -75,8 +75,8 @@ read -r -a recipes <<< "$RECIPES"
 names=(); for recipe in "${recipes[@]}"; do names+=("$(basename "$recipe" .toml)"); done
 avail=$(( $(left) - BUDGET / 3 ))
 train_end=$(( $(date +%s) + avail ))
-fit=$(awk -v a="$avail" -v n="${#recipes[@]}" -v s="$EPOCH_SECONDS" 'BEGIN {print int((a / n - 20) / s)}')
-read -r -a epochs <<< "${EPOCHS:-$fit}"
+by_time=$(awk -v a="$avail" -v n="${#recipes[@]}" -v s="$EPOCH_SECONDS" 'BEGIN {print int((a / n - 20) / s)}')
+read -r -a epochs <<< "${EPOCHS:-$by_time}"
 if [ ${#epochs[@]} -ne 1 ] && [ ${#epochs[@]} -ne ${#recipes[@]} ]; then
   say "EPOCHS: one number, or one per recipe (${#recipes[@]}), not '${epochs[*]}'"; exit 2
 fi
