@@ -58,8 +58,9 @@ def test_recipes_train_one_after_another_with_their_own_epochs(tmp_path):
     trains = _trains(calls)
     starts = [(_option(a, "--config"), _option(a, "--epochs"), _option(a, "--out"))
               for kind, _, a in trains if kind == "start"]
-    assert starts == [("default", "7", str(tmp_path / "runs" / "default")),
-                      ("docs/results/recipes/gpu-512.toml", "3", str(tmp_path / "runs" / "gpu-512"))]
+    runs = tmp_path / "runs"
+    assert starts == [("default", "7", str(runs / "default")),
+                      ("docs/results/recipes/gpu-512.toml", "3", str(runs / "gpu-512"))]
     # the second run starts only once the first has ended
     assert [kind for kind, _, _ in trains] == ["start", "end", "start", "end"]
     assert trains[2][1] >= trains[1][1]
@@ -68,7 +69,8 @@ def test_recipes_train_one_after_another_with_their_own_epochs(tmp_path):
 def test_one_epochs_number_is_used_for_every_recipe_and_capped(tmp_path):
     done, calls = _run(tmp_path, "default paper", "500", MAX_EPOCHS="40")
     assert done.returncode == 0, done.stdout + done.stderr
-    assert [_option(a, "--epochs") for kind, _, a in _trains(calls) if kind == "start"] == ["40", "40"]
+    epochs = [_option(a, "--epochs") for kind, _, a in _trains(calls) if kind == "start"]
+    assert epochs == ["40", "40"]
 
 
 def test_epochs_from_the_time_budget_when_not_given(tmp_path):
