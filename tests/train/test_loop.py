@@ -8,7 +8,7 @@ import torch
 from endoxai.config import load_config
 from endoxai.errors import UserError
 from endoxai.train.checkpoint import load_checkpoint
-from endoxai.train.loop import fit
+from endoxai.train.loop import fit, time_left
 
 pytestmark = pytest.mark.slow
 
@@ -24,8 +24,11 @@ def _weights(path):
     return load_checkpoint(path)["generator"]
 
 
-def test_fit_writes_run_and_resume_is_exact(pair_folder, tmp_path):
-    straight = fit(_cfg(2), pair_folder, tmp_path / "a", progress=False)
+def test_fit_writes_run_and_resume_is_exact(pair_folder, tmp_path, caplog):
+    with caplog.at_level("INFO", logger="endoxai"):
+        straight = fit(_cfg(2), pair_folder, tmp_path / "a", progress=False)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("epoch ")]
+    assert len(lines) == 2 and "left)" in lines[0] and "left" not in lines[1]
     assert straight.epochs_done == 2
     for name in ("last.pt", "best.pt", "history.csv", "config.toml", "split.json"):
         assert (tmp_path / "a" / name).is_file(), name
@@ -58,3 +61,14 @@ def test_seeded_runs_are_identical_and_seeds_matter(pair_folder, tmp_path):
 def test_resume_without_checkpoint_is_a_user_error(pair_folder, tmp_path):
     with pytest.raises(UserError, match="no checkpoint"):
         fit(_cfg(1), pair_folder, tmp_path / "none", resume=True, progress=False)
+
+
+@pytest.mark.parametrize("seconds, epochs_left, expected", [
+    ([10.0, 20.0, 30.0, 100.0], 2, ", about 100 s left"),  # the last three epochs' mean: 50 s
+    ([60.0], 10, ", about 10 min left"),
+    ([250.0, 250.0, 250.0], 80, ", about 5.6 h left"),
+    ([250.0], 0, ""),
+    ([], 5, ""),
+])
+def test_time_left_from_the_recent_epochs(seconds, epochs_left, expected):
+    assert time_left(seconds, epochs_left) == expected

@@ -240,11 +240,28 @@ def _epoch(run: _Run, train_set, val_set, dev: torch.device, amp, writer, stop: 
                 writer.add_scalar(k, v, run.epoch)
         writer.flush()
     fit = f"  fit_dice {row['fit_dice']:.4f}" if "fit_dice" in row else ""
-    log.info("epoch %d/%d  loss_g %.4f  loss_d %.4f  val_dice %.4f%s%s  (%.0f s)", run.epoch,
+    left = time_left([r["seconds"] for r in run.history], tc.epochs - run.epoch)
+    log.info("epoch %d/%d  loss_g %.4f  loss_d %.4f  val_dice %.4f%s%s  (%.0f s%s)", run.epoch,
              tc.epochs, row["loss_g"], row["loss_d"], row["val_dice"], fit,
-             "  *best" if improved else "", row["seconds"])
+             "  *best" if improved else "", row["seconds"], left)
     if signum and not last:
         raise _interrupted(signum, run)
+
+
+def time_left(seconds: list[float], epochs_left: int, recent: int = 3) -> str:
+    """For the epoch line: ``", about T left"``, T being the mean time of the last ``recent``
+    epochs times ``epochs_left`` (in s, min or h); empty when no epoch is left or none was timed."""
+    if epochs_left <= 0 or not seconds:
+        return ""
+    last = seconds[-recent:]
+    total = sum(last) / len(last) * epochs_left
+    if total < 120:
+        text = f"{total:.0f} s"
+    elif total < 7200:
+        text = f"{total / 60:.0f} min"
+    else:
+        text = f"{total / 3600:.1f} h"
+    return f", about {text} left"
 
 
 def _train_batches(run: _Run, train_set, dev: torch.device, amp, stop: StopRequest,
