@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Issue 7 in one prepared command for a lent GPU (the `device` tool: one call of at most 10 min,
-# 15 min of device time in all, files back only from $OUT, at most 8 of them, no checkpoints).
+# 15 min of device time in all, files back only from $OUT, at most 8 of 16 MB, 64 MB in all).
 #
 #   1. the `paper` recipe (512², 10 epochs; PAPER_EPOCHS=0 skips it), then
 #   2. RECIPES (default: `default`; names or .toml files, space-separated), trained one after
@@ -12,8 +12,10 @@
 #   3. predict + evaluate (MedAI) on the 120 validation images for every run, with and without
 #      flip TTA, their scores by polyp size (errors_by_size.py) and the RECIPES runs' validation
 #      and fit Dice epoch by epoch (compare_histories.py),
-#   4. evaluate-explanations (12 images) and the inference-choice table on the RECIPES run with
-#      the highest validation Dice,
+#   4. on the RECIPES run with the highest validation Dice: its generator packed into
+#      $OUT/weights/ (ship_weights.py: int8, 4 parts of at most 15 MB, about 55 MB; SHIP_WEIGHTS=0
+#      skips it) and the unpacked copy scored (metrics-shipped.json), then evaluate-explanations
+#      (12 images) and the inference-choice table,
 #   5. the small files (metrics, per-image CSVs, histories, configs) packed into
 #      $OUT/issue7.tar.gz after every phase, beside the log $OUT/issue7.log. Each history.csv
 #      has fit_dice (train.fit_images: eval-mode Dice of 64 training images) beside val_dice,
@@ -34,7 +36,7 @@ set -uo pipefail
 DATA=${1:?dataset folder (Kvasir-SEG layout)}; OUTDIR=${2:?output folder}; BUDGET=${3:-540}
 DEVICE=${DEVICE:-cuda}; PAPER_EPOCHS=${PAPER_EPOCHS:-10}; MAX_EPOCHS=${MAX_EPOCHS:-200}
 RECIPES=${RECIPES:-default}; EPOCHS=${EPOCHS:-}; EPOCH_SECONDS=${EPOCH_SECONDS:-2.5}
-SAVE_EVERY=${SAVE_EVERY:-10}; N_EXPLAIN=${N_EXPLAIN:-12}
+SAVE_EVERY=${SAVE_EVERY:-10}; N_EXPLAIN=${N_EXPLAIN:-12}; SHIP_WEIGHTS=${SHIP_WEIGHTS:-1}
 shm_free=$(df -Pm /dev/shm 2>/dev/null | awk 'NR == 2 {print $4}')
 [ "${shm_free:-0}" -gt 8000 ] && RUNS=${RUNS:-/dev/shm/issue7} || RUNS=${RUNS:-/tmp/issue7}
 export PYTHONPATH=$PWD/src${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
@@ -132,6 +134,17 @@ PY
 )
 if [ -n "$best" ]; then
   r=$RUNS/$best
+  if [ "$SHIP_WEIGHTS" = 1 ]; then  # its generator in int8 parts, and what the copy scores
+    say "ship_weights: $best"
+    copy=$RUNS/shipped
+    "$PY" benchmarks/ship_weights.py pack "$r/best.pt" "$OUTDIR/weights" &&
+    "$PY" benchmarks/ship_weights.py unpack "$OUTDIR/weights" "$copy/best.pt" &&
+    endoxai predict --checkpoint "$copy/best.pt" --input "$DATA/images" --ids "$DATA/val.txt" \
+      --output "$copy/val-masks" --device "$DEVICE" --no-progress &&
+    endoxai evaluate --pred "$copy/val-masks" --truth "$DATA/masks" --ids "$DATA/val.txt" \
+      --output "$r/metrics-shipped.json"
+    say "ship_weights exit $?"; rm -rf "$copy"; pack
+  fi
   say "evaluate-explanations on $best"
   timeout -s TERM $(( $(left) > 30 ? $(left) * 2 / 3 : 10 )) "$PY" -m endoxai evaluate-explanations \
     --run "$r" --data "$DATA" --n-images "$N_EXPLAIN" --device "$DEVICE" ||
