@@ -4,6 +4,8 @@ import csv
 import json
 import math
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -164,6 +166,22 @@ def test_cli_writes_json_and_default_csv(folders, tmp_path, capsys):
     assert (tmp_path / "res" / "m_per_image.csv").exists()
     stdout = capsys.readouterr().out
     assert "medai" in stdout and "pooled" in stdout and "nnunet" in stdout
+
+
+
+def test_cli_output_read_by_a_reader_that_stops_early(folders, tmp_path):
+    # `endoxai evaluate ... | head -1`: the files are written, no traceback, exit 141
+    pred, truth = folders
+    out = tmp_path / "m.json"
+    proc = subprocess.Popen([sys.executable, "-m", "endoxai", "evaluate", "--pred", str(pred),
+                             "--truth", str(truth), "--output", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # the reader is gone before the table is printed
+    stderr = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 141, stderr
+    assert "Traceback" not in stderr and "BrokenPipe" not in stderr
+    assert json.loads(out.read_text())["medai"]["n_images"] == 3
+    assert (tmp_path / "m_per_image.csv").exists()
 
 
 def test_cli_csv_only(folders, tmp_path):

@@ -12,6 +12,7 @@ import argparse
 import contextlib
 import importlib
 import logging
+import os
 import signal
 import sys
 import threading
@@ -22,6 +23,7 @@ from endoxai.errors import Interrupted, UserError
 
 EXIT_OK, EXIT_ITEMS_FAILED, EXIT_USER_ERROR = 0, 1, 2
 EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130; SIGTERM gives 128 + 15 = 143
+EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE  # 141, as a shell reports a pipe reader that stopped
 
 # Each module defines ``register(subparsers)``, which adds its parser and sets ``func`` (args -> int).
 COMMAND_MODULES = (
@@ -59,6 +61,9 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"endoxai {args.command}: error: {_one_line(err)}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except BrokenPipeError:  # whoever read stdout stopped (`endoxai evaluate ... | head`)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
+        return EXIT_BROKEN_PIPE
     except KeyboardInterrupt as err:  # Ctrl-C, or Interrupted (SIGINT / SIGTERM)
         if args.debug:
             raise

@@ -45,11 +45,11 @@ def _run(args: argparse.Namespace) -> int:
     for out in (args.output, csv_path):
         if out is not None and is_one_of(out, masks):
             raise UserError(f"{out} is one of the input masks; write the results elsewhere")
-    print(format_table(result))
-    if args.output:
-        write_metrics_json(result, args.output)
+    if args.output:  # the files first: a reader of the table that stops early (`| head`)
+        write_metrics_json(result, args.output)  # must not cost them
     if csv_path:
         write_per_image_csv(result, csv_path)
+    print(format_table(result))
     return 0
 
 
