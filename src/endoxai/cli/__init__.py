@@ -23,7 +23,7 @@ from endoxai.errors import Interrupted, UserError
 
 EXIT_OK, EXIT_ITEMS_FAILED, EXIT_USER_ERROR = 0, 1, 2
 EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130; SIGTERM gives 128 + 15 = 143
-EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE  # 141, as a shell reports a pipe reader that stopped
+EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE  # 141: the reader of stdout stopped (as a shell says)
 
 # Each module defines ``register(subparsers)``, which adds its parser and sets ``func`` (args -> int).
 COMMAND_MODULES = (
