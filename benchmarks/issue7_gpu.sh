@@ -16,7 +16,7 @@
 #      $OUT/weights/ (ship_weights.py: int8, 4 parts of at most 15 MB, about 55 MB; SHIP_WEIGHTS=0
 #      skips it) and the unpacked copy scored (metrics-shipped.json), then evaluate-explanations
 #      (12 images) and the inference-choice table,
-#   5. the small files (metrics, per-image CSVs, histories, configs) packed into
+#   5. the small files (metrics, per-image CSVs, histories, configs, validation masks) packed into
 #      $OUT/issue7.tar.gz after every phase, beside the log $OUT/issue7.log. Each history.csv
 #      has fit_dice (train.fit_images: eval-mode Dice of 64 training images) beside val_dice,
 #      which tells whether a recipe fails to fit its training set or overfits it.
@@ -58,9 +58,11 @@ evaluate() {  # run folder; predicts with and without TTA, scores both
   endoxai predict --checkpoint "$r/best.pt" --input "$DATA/images" --ids "$ids" --output "$r/val-masks-tta" --tta --device "$DEVICE" --no-progress &&
   endoxai evaluate --pred "$r/val-masks-tta" --truth "$DATA/masks" --ids "$ids" --output "$r/metrics-tta.json"
 }
-pack() {  # the small files so far (no checkpoints, no masks), repacked after every phase
-  (cd "$RUNS" && find . \( -name '*.json' -o -name '*.csv' -o -name '*.toml' -o -name '*.md' \) \
-    -not -path '*/val-masks*' -print0 | tar --null -czf "$OUTDIR/issue7.tar.gz" -T -)
+pack() {  # the small files so far and each run's validation masks (about 0.5 MB packed; no
+  # checkpoints, no TTA masks), repacked after every phase
+  (cd "$RUNS" && find . \( \( -name '*.json' -o -name '*.csv' -o -name '*.toml' -o -name '*.md' \) \
+    -not -path '*/val-masks*' -o -path './*/val-masks/*.png' \) -print0 |
+    tar --null -czf "$OUTDIR/issue7.tar.gz" -T -)
 }
 
 # 1. paper recipe: at most 45 % of the budget
