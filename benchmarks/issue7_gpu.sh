@@ -79,7 +79,8 @@ read -r -a recipes <<< "$RECIPES"
 names=(); for recipe in "${recipes[@]}"; do names+=("$(basename "$recipe" .toml)"); done
 avail=$(( $(left) - BUDGET / 3 ))
 train_end=$(( $(date +%s) + avail ))
-by_time=$(awk -v a="$avail" -v n="${#recipes[@]}" -v s="$EPOCH_SECONDS" 'BEGIN {print int((a / n - 20) / s)}')
+by_time=$(awk -v a="$avail" -v n="${#recipes[@]}" -v s="$EPOCH_SECONDS" \
+  'BEGIN {print int((a / n - 20) / s)}')
 read -r -a epochs <<< "${EPOCHS:-$by_time}"
 if [ ${#epochs[@]} -ne 1 ] && [ ${#epochs[@]} -ne ${#recipes[@]} ]; then
   say "EPOCHS: one number, or one per recipe (${#recipes[@]}), not '${epochs[*]}'"; exit 2
