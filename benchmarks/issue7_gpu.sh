@@ -51,12 +51,15 @@ endoxai() { "$PY" -m endoxai "$@"; }
 say "device $DEVICE, budget ${BUDGET}s, git $(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet 2>/dev/null || echo +dirty)"
 "$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), torch.cuda.get_device_name(0) if torch.cuda.is_available() else '')"
 
+score() {  # checkpoint, masks folder, metrics JSON[, predict options]: the validation images
+  local checkpoint=$1 masks=$2 json=$3; shift 3
+  endoxai predict --checkpoint "$checkpoint" --input "$DATA/images" --ids "$DATA/val.txt" \
+    --output "$masks" --device "$DEVICE" --no-progress "$@" &&
+  endoxai evaluate --pred "$masks" --truth "$DATA/masks" --ids "$DATA/val.txt" --output "$json"
+}
 evaluate() {  # run folder; predicts with and without TTA, scores both
-  local r=$1 ids=$DATA/val.txt
-  endoxai predict --checkpoint "$r/best.pt" --input "$DATA/images" --ids "$ids" --output "$r/val-masks" --device "$DEVICE" --no-progress &&
-  endoxai evaluate --pred "$r/val-masks" --truth "$DATA/masks" --ids "$ids" --output "$r/metrics.json" &&
-  endoxai predict --checkpoint "$r/best.pt" --input "$DATA/images" --ids "$ids" --output "$r/val-masks-tta" --tta --device "$DEVICE" --no-progress &&
-  endoxai evaluate --pred "$r/val-masks-tta" --truth "$DATA/masks" --ids "$ids" --output "$r/metrics-tta.json"
+  score "$1/best.pt" "$1/val-masks" "$1/metrics.json" &&
+  score "$1/best.pt" "$1/val-masks-tta" "$1/metrics-tta.json" --tta
 }
 pack() {  # the small files so far and each run's validation masks (about 0.5 MB packed; no
   # checkpoints, no TTA masks), repacked after every phase
@@ -142,10 +145,7 @@ if [ -n "$best" ]; then
     copy=$RUNS/shipped
     "$PY" benchmarks/ship_weights.py pack "$r/best.pt" "$OUTDIR/weights" &&
     "$PY" benchmarks/ship_weights.py unpack "$OUTDIR/weights" "$copy/best.pt" &&
-    endoxai predict --checkpoint "$copy/best.pt" --input "$DATA/images" --ids "$DATA/val.txt" \
-      --output "$copy/val-masks" --device "$DEVICE" --no-progress &&
-    endoxai evaluate --pred "$copy/val-masks" --truth "$DATA/masks" --ids "$DATA/val.txt" \
-      --output "$r/metrics-shipped.json"
+    score "$copy/best.pt" "$copy/val-masks" "$r/metrics-shipped.json"
     say "ship_weights exit $?"; rm -rf "$copy"; pack
   fi
   say "evaluate-explanations on $best"
