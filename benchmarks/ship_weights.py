@@ -30,6 +30,7 @@ from pathlib import Path
 import torch
 
 from endoxai.errors import UserError
+from endoxai.fileio import atomic_write_bytes, atomic_write_text
 from endoxai.train.checkpoint import FORMAT, VERSION, atomic_save, load_checkpoint
 
 MANIFEST = "weights.json"
@@ -65,14 +66,13 @@ def pack(checkpoint: Path, out: Path, max_mb: float = 15.0) -> list[Path]:
     torch.save(payload, buf)
     data = buf.getvalue()
     size = int(max_mb * 1e6)
-    out.mkdir(parents=True, exist_ok=True)
     parts = []
     for i in range(math.ceil(len(data) / size)):
         parts.append(out / f"weights.part{i:02d}")
-        parts[-1].write_bytes(data[i * size:(i + 1) * size])
+        atomic_write_bytes(parts[-1], data[i * size:(i + 1) * size])
     manifest = {"kind": KIND, "source": str(checkpoint), "bytes": len(data),
                 "sha256": hashlib.sha256(data).hexdigest(), "parts": [p.name for p in parts]}
-    (out / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
+    atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=1) + "\n")
     return parts
 
 
