@@ -67,11 +67,13 @@ DICEBCE100 = str(CANDIDATES / "gpu-dicebce100.toml")
 # that time (soft Dice weighted 1), kept as default-seg1.toml; those written in sessions 10-11
 # change the `default` of then (soft Dice weighted 100), kept as gpu-dice100.toml; gpu-batch2 was
 # rebased in session 12 onto session 11's (+ BCE, 20 epochs), kept as gpu-dicebce100.toml, and
-# gpu-512 onto session 12's (the same on 80 epochs), the shipped `default`.
+# gpu-512 onto session 12's (the same on 80 epochs), the shipped `default`, which gpu-ema
+# (session 13) changes too.
 CANDIDATE_CHANGES = {
     "gpu-nodrop": (SEG1, {"model.dropout"}),
     "gpu-bce": (SEG1, {"train.seg_loss", "train.seg_weight"}),
     "gpu-512": ("default", {"data.image_size"}),
+    "gpu-ema": ("default", {"train.ema_decay"}),
     "gpu-dice100": (SEG1, {"train.seg_weight"}),
     "gpu-flips": (SEG1, {f"data.augment.{k}" for k in ("scale", "shift", "brightness",
                                                        "contrast", "saturation")}),

@@ -123,6 +123,7 @@ class TrainConfig:
     num_threads: int = 0  # torch intra-op threads; 0 = torch default
     save_every: int = 1  # last.pt every N epochs (and at the end, on a signal); best.pt always
     fit_images: int = 64  # eval-mode Dice of the first N training images per epoch (0: off)
+    ema_decay: float = 0.0  # > 0: validate and save a moving average of G's weights (train.ema)
 
     def __post_init__(self) -> None:
         _check_types(self, "train")
@@ -148,6 +149,7 @@ class TrainConfig:
             raise ValueError(f"train.save_every must be >= 1; got {self.save_every}")
         if self.fit_images < 0:
             raise ValueError(f"train.fit_images must be >= 0; got {self.fit_images}")
+        _check_range("train.ema_decay", self.ema_decay, 0.0, 0.99999)
         if not 0 <= self.seed <= MAX_SEED:
             raise ValueError(f"train.seed must be in [0, 2**63 - 1]; got {self.seed}")
 

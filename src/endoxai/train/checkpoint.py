@@ -10,7 +10,12 @@ A checkpoint is a dict of tensors and plain values::
      "rng": {"torch": ByteTensor, "data": ByteTensor,    # global and data/augmentation generators
              "torch_ranks": [ByteTensor, ...]},     # only from torchrun: each process's own stream
      "best_dice": float, "best_epoch": int, "history": [ {column: value} per epoch ],
-     "partial": {"step": int, "order": LongTensor, "sums": {name: float}, "seconds": float}}
+     "partial": {"step": int, "order": LongTensor, "sums": {name: float}, "seconds": float},
+     "generator_train": state_dict, "ema_updates": int}
+
+``generator`` is always the model to use. With ``train.ema_decay`` > 0 it is the moving average
+of the generator's weights (``train.ema``), and the trained weights that ``--resume`` continues
+from are ``generator_train``; without it those two keys are absent.
 
 ``partial`` is there only in a checkpoint written mid-epoch (SIGINT / SIGTERM): ``step`` batches
 of epoch ``epoch + 1`` are done, in the permutation ``order``; the RNG states are those after

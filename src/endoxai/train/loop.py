@@ -52,6 +52,7 @@ from endoxai.train.checkpoint import (
     load_checkpoint,
 )
 from endoxai.train.distributed import Distributed, process_group
+from endoxai.train.ema import WeightAverage
 from endoxai.train.interrupt import StopRequest
 from endoxai.train.schedule import lr_factor
 from endoxai.train.steps import train_step
@@ -110,6 +111,7 @@ class _Run:
     best_epoch: int = -1
     history: list[dict[str, Any]] = field(default_factory=list)
     partial: EpochState | None = None
+    ema: WeightAverage | None = None  # with train.ema_decay > 0: what is validated and saved
     saved: str = "no checkpoint was written"  # what last.pt holds, for messages
 
 
@@ -288,6 +290,8 @@ def _train_batches(run: _Run, train_set, dev: torch.device, amp, stop: StopReque
             logs = run.ddp.mean(logs)  # the global batch's losses, the same on every rank
             run.ddp.average_buffers(run.g, run.d)
             _check_finite(logs, run, len(batches))
+            if run.ema is not None:  # every rank holds the same weights: no communication
+                run.ema.update(run.g)
             for k, v in logs.items():
                 state.sums[k] = state.sums.get(k, 0.0) + v
             state.step += 1
@@ -323,12 +327,13 @@ def _epoch_scores(run: _Run, train_set, val_set, dev: torch.device, amp,
     eval-mode Dice on the first N training images (unaugmented), which tells underfitting (low)
     from overfitting (far above val_dice). None when a signal came meanwhile."""
     batch_size, should_stop = run.cfg.train.batch_size // run.ddp.world, lambda: stop.requested
-    val = validate(run.g, val_set, batch_size, dev, amp, should_stop)
+    g = run.g if run.ema is None else run.ema.module
+    val = validate(g, val_set, batch_size, dev, amp, should_stop)
     if val is None:
         return None
     scores = {f"val_{k}": v for k, v in val.items()}
     if run.cfg.train.fit_images:
-        fit = validate(run.g, train_set, batch_size, dev, amp, should_stop,
+        fit = validate(g, train_set, batch_size, dev, amp, should_stop,
                        limit=run.cfg.train.fit_images)
         if fit is None:
             return None
@@ -376,12 +381,13 @@ def _build_run(cfg: Config, run_dir: Path, ddp: Distributed) -> _Run:
     g, d = build_models(cfg.model)
     g, d = (m.to(ddp.device, memory_format=torch.channels_last) for m in (g, d))
     ddp.split_rng()  # after the (identical) initialisation: per-rank dropout masks
+    ema = WeightAverage(g, tc.ema_decay) if tc.ema_decay > 0 else None  # copied before DDP wraps g
     return _Run(
         cfg, run_dir, g, d,
         torch.optim.Adam(g.parameters(), tc.lr_g, betas=(tc.beta1, tc.beta2)),
         torch.optim.Adam(d.parameters(), tc.lr_d, betas=(tc.beta1, tc.beta2)),
         torch.Generator().manual_seed(tc.seed),
-        ddp, *ddp.wrap(g, d),
+        ddp, *ddp.wrap(g, d), ema=ema,
     )
 
 
@@ -389,7 +395,11 @@ def _restore(run: _Run, ckpt: dict[str, Any], n_train: int) -> None:
     """Load the state of a checkpoint into ``run``; UserError if it does not fit."""
     path = run.run_dir / "last.pt"
     try:
-        run.g.load_state_dict(ckpt["generator"])
+        if run.ema is None:
+            run.g.load_state_dict(ckpt["generator"])
+        else:  # "generator" holds the average, "generator_train" the trained weights
+            run.g.load_state_dict(ckpt["generator_train"])
+            run.ema.load_state_dict(ckpt["generator"], ckpt["ema_updates"])
         run.d.load_state_dict(ckpt["discriminator"])
         run.opt_g.load_state_dict(ckpt["opt_g"])
         run.opt_d.load_state_dict(ckpt["opt_d"])
@@ -428,11 +438,14 @@ def _write_checkpoint(run: _Run, rank_rngs: list[torch.Tensor] | None, best: boo
                       last: bool) -> None:
     state = {
         "format": FORMAT, "version": VERSION, "config": run.cfg.to_dict(), "epoch": run.epoch,
-        "generator": run.g.state_dict(), "discriminator": run.d.state_dict(),
+        "generator": (run.g if run.ema is None else run.ema).state_dict(),
+        "discriminator": run.d.state_dict(),
         "opt_g": run.opt_g.state_dict(), "opt_d": run.opt_d.state_dict(),
         "rng": {"torch": torch.get_rng_state(), "data": run.data_rng.get_state()},
         "best_dice": run.best_dice, "best_epoch": run.best_epoch, "history": run.history,
     }
+    if run.ema is not None:
+        state.update(generator_train=run.g.state_dict(), ema_updates=run.ema.updates)
     if rank_rngs is not None:
         state["rng"]["torch_ranks"] = rank_rngs
     if run.partial is not None:
