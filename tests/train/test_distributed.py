@@ -272,6 +272,7 @@ epochs = 1
 batch_size = 4
 precision = "fp32"
 num_threads = 1
+ema_decay = 0.9
 
 [data]
 val_fraction = 0.34
@@ -307,6 +308,8 @@ def test_torchrun_cli_trains_with_rank_0_writing_and_logging(tmp_path):
     ckpt = load_checkpoint(run / "last.pt")
     assert ckpt["epoch"] == 1 and "partial" not in ckpt
     assert len(ckpt["rng"]["torch_ranks"]) == WORLD
+    # the weight average (train.ema_decay) is kept beside the trained weights, one update a step
+    assert ckpt["ema_updates"] == 1 and ckpt["generator_train"].keys() == ckpt["generator"].keys()
 
 
 # --- signals, resume and divergence under torchrun (tiny models) -----------------------------
