@@ -6,7 +6,7 @@ running statistics) moves towards the trained model's by ``1 - d``::
     avg = d * avg + (1 - d) * weight,     d = min(ema_decay, (1 + n) / (10 + n))
 
 where ``n`` is the number of updates so far: early in training, when the average would mostly
-hold the random initialisation, ``d`` is smaller (0.1 at the first update, 0.9 at the 80th).
+hold the random initialisation, ``d`` is smaller (0.1 at the first update, 0.9 from n = 80).
 Integer buffers (BatchNorm's batch counter) are copied. The average is what validation scores
 and what ``best.pt`` / ``last.pt`` store as ``generator`` (so ``predict``, ``explain`` and the
 rest use it without knowing); the trained weights are kept beside it as ``generator_train`` for
