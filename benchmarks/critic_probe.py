@@ -1,0 +1,111 @@
+"""What does a trained PatchGAN critic look at: the mask's shape, or only how hard its values are?
+
+Late in training the critic wins outright (``loss_d`` about 0.001 in the 80-epoch runs of
+docs/RESULTS.md §1.5). Real masks reach D as exactly ±1, generated ones as ``tanh(logits)``,
+never exactly ±1 and soft at the edges, so a critic can tell them apart without looking at any
+shape. This script feeds the critic of a training checkpoint (``last.pt``: it holds D) the first
+``--n-images`` validation images with:
+
+- ``true mask (±1)``: what D learnt to call real;
+- ``true mask, softened k``: ``tanh(k · (2m - 1))``, the true shape with every value at ±tanh(k);
+- ``true shape, generated values``: the true mask's signs with the generated mask's magnitudes
+  (``sign(2m - 1) · |G(x)|``): the right shape, G's softness;
+- ``generated (tanh)``: G(x) as training gives it to D;
+- ``generated, hardened``: ``sign(logits)``, G's shape with ±1 values.
+
+Each row: D's mean probability of "real" over all patches and images, and the share of patches
+it calls real (probability > 0.5). If the hardened generated masks score like the true ones and
+the softened true masks like the generated ones, the critic judges softness, not shape. D runs as
+in training (BatchNorm on the batch's own statistics, batches of ``--batch-size`` of one kind);
+G runs in eval mode as ``predict`` does.
+
+Example: ``python benchmarks/critic_probe.py --checkpoint runs/default80/last.pt``
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+from common import kvasir_split, machine, script_main, table
+from endoxai.data import load_arrays
+from endoxai.data.preprocess import to_model_input
+from endoxai.models import build_models
+from endoxai.train.checkpoint import config_of, load_checkpoint
+
+SOFTNESS = (1.0, 2.0, 3.0, 5.0)
+
+
+@torch.no_grad()
+def critic_scores(d: torch.nn.Module, images: torch.Tensor, masks: torch.Tensor,
+                  batch_size: int) -> tuple[float, float]:
+    """(mean probability of real, share of patches above 0.5) of ``d`` on (image, mask) pairs."""
+    probs = []
+    for idx in torch.arange(len(images)).split(batch_size):
+        probs.append(torch.sigmoid(d(images[idx], masks[idx]).float()).flatten())
+    p = torch.cat(probs)
+    return p.mean().item(), (p > 0.5).float().mean().item()
+
+
+def variants(truth: torch.Tensor, logits: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The masks of the table, all in [-1, 1]; ``truth`` in {0, 1}."""
+    signs, generated = truth * 2 - 1, torch.tanh(logits)
+    out = {"true mask (±1)": signs}
+    out.update({f"true mask, softened k={k:g} (±{torch.tanh(torch.tensor(k)).item():.3f})":
+                torch.tanh(k * signs) for k in SOFTNESS})
+    out["true shape, generated values"] = signs * generated.abs()
+    out["generated (tanh)"] = generated
+    out["generated, hardened (sign)"] = torch.where(logits > 0, 1.0, -1.0)
+    return out
+
+
+def run(args: argparse.Namespace) -> str:
+    found = kvasir_split(args.data, "val", args.n_images)
+    if found is None:
+        return "critic probe: skipped (Kvasir-SEG not found; pass --data)\n"
+    data, index, stems = found
+    ckpt = load_checkpoint(args.checkpoint)
+    if "discriminator" not in ckpt:
+        raise SystemExit(f"{args.checkpoint}: no discriminator (use a training checkpoint)")
+    cfg = config_of(ckpt, args.checkpoint)
+    g, d = build_models(cfg.model)
+    g.load_state_dict(ckpt["generator"])
+    d.load_state_dict(ckpt["discriminator"])
+    g.eval()
+    d.train()  # as in training: BatchNorm on each batch's statistics (running ones not reused)
+    arrays = load_arrays(index, stems, cfg.data.image_size, progress=False)
+    images = to_model_input(arrays.images)
+    with torch.no_grad():
+        logits = torch.cat([g.logits(images[i]) for i in
+                            torch.arange(len(images)).split(args.batch_size)]).float()
+    rows = []
+    for name, masks in variants(arrays.masks.float(), logits).items():
+        mean, share = critic_scores(d, images, masks, args.batch_size)
+        rows.append([name, f"{mean:.3f}", f"{share:.3f}"])
+    generated = torch.tanh(logits).abs()
+    out = [f"Command: `python benchmarks/critic_probe.py {' '.join(sys.argv[1:])}`", ""]
+    out += [f"- {k}: {v}" for k, v in machine().items()]
+    out += [f"- checkpoint: {args.checkpoint} (epoch {ckpt.get('epoch', '?')}, "
+            f"{cfg.data.image_size}²); the first {len(stems)} validation images of {data}",
+            f"- generated masks: mean |G(x)| {generated.mean().item():.3f}, share of pixels with "
+            f"|G(x)| < 0.99: {(generated < 0.99).float().mean().item():.3f}", ""]
+    out.append(table(["mask given to the critic", "mean P(real)", "patches called real"], rows))
+    return "\n".join(out) + "\n"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", type=Path, required=True, help="a training checkpoint (last.pt)")
+    p.add_argument("--data", help="Kvasir-SEG folder (default ../shared/data/kvasir-seg)")
+    p.add_argument("--n-images", type=int, default=32, help="first N validation images")
+    p.add_argument("--batch-size", type=int, default=8, help="as in training (default 8)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    return script_main(__doc__, add_arguments, run, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
