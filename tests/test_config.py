@@ -40,6 +40,8 @@ def test_override_ignores_none_and_validates():
     [
         ("[train]\nepochs = 0\n", "train.epochs"),
         ("[train]\nseg_loss = 'focal'\n", "none, dice, bce"),
+        ("[train]\ncritic_input = 'round'\n", "train.critic_input.*tanh, sign"),
+        ("[train]\nema_decay = 1.0\n", "train.ema_decay"),
         ("[train]\nlr_g = -1.0\n", "lr_g"),
         ("[trian]\nepochs = 3\n", "unknown config key"),
         ("[data.augment]\nhflip = 2.0\n", "augment.hflip"),
@@ -67,13 +69,14 @@ DICEBCE100 = str(CANDIDATES / "gpu-dicebce100.toml")
 # that time (soft Dice weighted 1), kept as default-seg1.toml; those written in sessions 10-11
 # change the `default` of then (soft Dice weighted 100), kept as gpu-dice100.toml; gpu-batch2 was
 # rebased in session 12 onto session 11's (+ BCE, 20 epochs), kept as gpu-dicebce100.toml, and
-# gpu-512 onto session 12's (the same on 80 epochs), the shipped `default`, which gpu-ema
-# (session 13) changes too.
+# gpu-512 onto session 12's (the same on 80 epochs), the shipped `default`, which gpu-ema and
+# gpu-hardcritic (session 13) change too.
 CANDIDATE_CHANGES = {
     "gpu-nodrop": (SEG1, {"model.dropout"}),
     "gpu-bce": (SEG1, {"train.seg_loss", "train.seg_weight"}),
     "gpu-512": ("default", {"data.image_size"}),
     "gpu-ema": ("default", {"train.ema_decay"}),
+    "gpu-hardcritic": ("default", {"train.critic_input"}),
     "gpu-dice100": (SEG1, {"train.seg_weight"}),
     "gpu-flips": (SEG1, {f"data.augment.{k}" for k in ("scale", "shift", "brightness",
                                                        "contrast", "saturation")}),

@@ -19,6 +19,7 @@ from endoxai.errors import UserError
 
 SEG_LOSSES = ("none", "dice", "bce", "dice+bce")
 LR_SCHEDULES = ("constant", "linear")
+CRITIC_INPUTS = ("tanh", "sign")
 PRECISIONS = ("fp32", "bf16", "auto")  # training
 INFERENCE_PRECISIONS = ("fp32", "bf16", "fp16", "auto")  # fp16: CUDA only
 
@@ -124,6 +125,7 @@ class TrainConfig:
     save_every: int = 1  # last.pt every N epochs (and at the end, on a signal); best.pt always
     fit_images: int = 64  # eval-mode Dice of the first N training images per epoch (0: off)
     ema_decay: float = 0.0  # > 0: validate and save a moving average of G's weights (train.ema)
+    critic_input: str = "tanh"  # what D sees of G(x): tanh (pix2pix) | sign (train.steps)
 
     def __post_init__(self) -> None:
         _check_types(self, "train")
@@ -139,6 +141,7 @@ class TrainConfig:
         if self.l1_weight < 0 or self.seg_weight < 0:
             raise ValueError("train.l1_weight and train.seg_weight must be >= 0")
         _check_choice("train.seg_loss", self.seg_loss, SEG_LOSSES)
+        _check_choice("train.critic_input", self.critic_input, CRITIC_INPUTS)
         _check_choice("train.lr_schedule", self.lr_schedule, LR_SCHEDULES)
         _check_choice("train.precision", self.precision, PRECISIONS)
         if not 0 < self.decay_fraction <= 1:

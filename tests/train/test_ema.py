@@ -67,11 +67,6 @@ def test_a_decay_outside_zero_one_is_refused(decay):
         WeightAverage(_model(), decay)
 
 
-def test_config_refuses_a_decay_of_one():
-    with pytest.raises(ValueError, match="ema_decay"):
-        load_config("default").override(train={"ema_decay": 1.0})
-
-
 def _cfg(tiny_recipe, **train):
     return load_config(tiny_recipe).override(train={"ema_decay": 0.9, **train})
 

@@ -6,7 +6,14 @@ import torch.nn.functional as F
 
 from endoxai.config import TrainConfig
 from endoxai.models import Discriminator, Generator
-from endoxai.train.steps import adversarial_loss, discriminator_step, generator_step, soft_dice_loss, train_step
+from endoxai.train.steps import (
+    adversarial_loss,
+    critic_view,
+    discriminator_step,
+    generator_step,
+    soft_dice_loss,
+    train_step,
+)
 
 
 @pytest.fixture
@@ -84,3 +91,52 @@ def test_overfits_one_batch():
     for _ in range(8):
         last = train_step(g, d, opt_g, opt_d, x, m, cfg)["loss_g_l1"]
     assert last < 0.7 * first
+
+
+def test_critic_view_sign_is_hard_forward_and_straight_through_backward():
+    fake = torch.tanh(torch.tensor([-2.0, -0.1, 0.0, 0.3, 4.0])).requires_grad_()
+    assert critic_view(fake, "tanh") is fake
+    shown = critic_view(fake, "sign")
+    assert torch.equal(shown, torch.tensor([-1.0, -1.0, -1.0, 1.0, 1.0]))
+    upstream = torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0])
+    (grad,) = torch.autograd.grad(shown, fake, upstream)
+    assert torch.equal(grad, upstream)
+
+
+class _RecordingCritic(torch.nn.Module):
+    """Scores every mask by a learnable weighted mean; remembers the masks it was shown."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.tensor(1.0))
+        self.seen: list[torch.Tensor] = []
+
+    def forward(self, image, mask):
+        self.seen.append(mask.detach().clone())
+        return (self.w * mask).mean(dim=(1, 2, 3), keepdim=True)
+
+
+@pytest.mark.parametrize("kind", ["tanh", "sign"])
+def test_train_step_shows_the_critic_its_critic_view(kind):
+    torch.manual_seed(0)
+    g = torch.nn.Conv2d(3, 1, 3, padding=1)
+    g.logits = g.forward
+    d = _RecordingCritic()
+    opt_g, opt_d = (torch.optim.SGD(m.parameters(), 0.1) for m in (g, d))
+    x = torch.rand(2, 3, 8, 8) * 2 - 1
+    m = (torch.rand(2, 1, 8, 8) > 0.5).float()
+    cfg = TrainConfig(l1_weight=0.0, critic_input=kind)  # only the adversarial term trains G
+    before, bias = g.weight.detach().clone(), g.bias.detach().clone()
+    train_step(g, d, opt_g, opt_d, x, m, cfg)
+    real, fake_d, fake_g = d.seen  # D step: real, then generated; G step: generated
+    assert torch.equal(real, m * 2 - 1)
+    expected = torch.tanh(F.conv2d(x, before, bias, padding=1))
+    if kind == "sign":
+        expected = torch.where(expected > 0, 1.0, -1.0)
+    torch.testing.assert_close(fake_d, expected)
+    values = set(fake_g.unique().tolist())
+    if kind == "sign":
+        assert values <= {-1.0, 1.0}
+    else:
+        assert len(values) > 2
+    assert not torch.equal(g.weight, before)  # the adversarial gradient reached G either way

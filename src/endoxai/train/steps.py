@@ -4,6 +4,11 @@ D minimises ``0.5 * [BCE(D(x, y), 1) + BCE(D(x, G(x)), 0)]`` (pix2pix halves D's
 G minimises ``BCE(D(x, G(x)), 1) + l1_weight * |G(x) - y|_1 [+ seg_weight * seg(logits, y)]``
 where ``y`` is the mask in {-1, 1} and ``G(x) = tanh(logits)``. All losses use the stable
 ``binary_cross_entropy_with_logits`` and are computed in float32 even under bf16 autocast.
+
+D sees ``G(x)`` itself (``train.critic_input = "tanh"``, pix2pix) or, with ``"sign"``, the hard
+mask ``sign(G(x))`` in {-1, 1} like the real ones, with tanh's gradient passed straight through
+to G: a trained critic told real from generated masks by their soft values alone, whatever the
+shape (benchmarks/critic_probe.py), and a ±1 mask leaves it only the shape to judge.
 """
 
 from __future__ import annotations
@@ -44,6 +49,16 @@ def segmentation_loss(kind: str, logits: torch.Tensor, masks: torch.Tensor) -> t
     if "bce" in kind:
         terms.append(F.binary_cross_entropy_with_logits(logits.float(), masks.float()))
     return sum(terms)
+
+
+def critic_view(fake: torch.Tensor, kind: str) -> torch.Tensor:
+    """What D is shown of ``fake`` = tanh(logits): ``fake`` itself (``tanh``), or (``sign``) its
+    signs ±1 in the forward pass with the gradient of ``fake`` in the backward pass
+    (straight-through)."""
+    if kind == "tanh":
+        return fake
+    hard = torch.where(fake > 0, 1.0, -1.0).to(fake.dtype)
+    return hard + (fake - fake.detach())  # exactly ±1 forward; d/d fake = 1 backward
 
 
 def pixel_losses(logits: torch.Tensor, masks: torch.Tensor, cfg: TrainConfig,
@@ -91,7 +106,7 @@ def generator_step(
     d.requires_grad_(False)
     try:
         with autocast:
-            scores = d(images, fake)
+            scores = d(images, critic_view(fake, cfg.critic_input))
         loss_adv = adversarial_loss(scores, real=True)
     finally:
         d.requires_grad_(True)
@@ -120,6 +135,7 @@ def train_step(
     with autocast:
         logits = g.logits(images)
     fake = torch.tanh(logits.float())
-    logs = discriminator_step(d, opt_d, images, masks * 2 - 1, fake, autocast)
+    logs = discriminator_step(d, opt_d, images, masks * 2 - 1,
+                              critic_view(fake, cfg.critic_input), autocast)
     logs.update(generator_step(d, opt_g, images, masks, logits, cfg, autocast))
     return logs
