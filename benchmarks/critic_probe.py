@@ -19,6 +19,14 @@ the softened true masks like the generated ones, the critic judges softness, not
 in training (BatchNorm on the batch's own statistics, batches of ``--batch-size`` of one kind);
 G runs in eval mode as ``predict`` does.
 
+With ``--train-critic STEPS`` it then asks whether a critic *could* judge the shape: for each
+``train.critic_input`` view (``tanh``, and ``sign``: G's masks hardened to ±1 like the real ones),
+a fresh PatchGAN is trained for STEPS steps of ``--batch-size`` (training's own
+``discriminator_step``, Adam 2e-4, β = (0.5, 0.999)) against the checkpoint's frozen G on the first
+``--n-train`` training images, then scored on the validation images above: the true masks against
+G's masks as that view shows them. A ``sign`` critic that still separates the two can only be
+using the shape, which is the signal ``critic_input = "sign"`` would give G.
+
 Example: ``python benchmarks/critic_probe.py --checkpoint runs/default80/last.pt``
 """
 
@@ -30,11 +38,13 @@ from pathlib import Path
 
 import torch
 
-from common import kvasir_split, machine, script_main, table
+from common import kvasir_split, machine, script_main, split_ids, table
 from endoxai.data import load_arrays
 from endoxai.data.preprocess import to_model_input
-from endoxai.models import build_models
+from endoxai.config import CRITIC_INPUTS
+from endoxai.models import Discriminator, build_models
 from endoxai.train.checkpoint import config_of, load_checkpoint
+from endoxai.train.steps import critic_view, discriminator_step
 
 SOFTNESS = (1.0, 2.0, 3.0, 5.0)
 
@@ -62,11 +72,55 @@ def variants(truth: torch.Tensor, logits: torch.Tensor) -> dict[str, torch.Tenso
     return out
 
 
+@torch.no_grad()
+def generator_logits(g: torch.nn.Module, images: torch.Tensor, batch_size: int) -> torch.Tensor:
+    return torch.cat([g.logits(images[i]) for i in
+                      torch.arange(len(images)).split(batch_size)]).float()
+
+
+def train_critic(view: str, images: torch.Tensor, truth: torch.Tensor, logits: torch.Tensor,
+                 steps: int, batch_size: int, seed: int = 0) -> Discriminator:
+    """A fresh PatchGAN trained for ``steps`` steps to tell ``truth`` ({0, 1}) from the frozen
+    generator's ``logits`` as ``critic_view(tanh(logits), view)`` shows them."""
+    torch.manual_seed(seed)
+    d = Discriminator(images.shape[1], truth.shape[1])
+    opt = torch.optim.Adam(d.parameters(), 2e-4, betas=(0.5, 0.999))
+    fake = critic_view(torch.tanh(logits), view)
+    draw = torch.Generator().manual_seed(seed)
+    for _ in range(steps):
+        idx = torch.randint(len(images), (batch_size,), generator=draw)
+        discriminator_step(d, opt, images[idx], truth[idx] * 2 - 1, fake[idx])
+    return d
+
+
+def fresh_critics(args, index, g, size: int, val_images, val_truth, val_logits) -> list[str]:
+    """The report's second part: one fresh critic per view (see the module docstring)."""
+    stems = split_ids(args.data_folder, "train", args.n_train)
+    arrays = load_arrays(index, stems, size, progress=False)
+    images = to_model_input(arrays.images)
+    logits = generator_logits(g, images, args.batch_size)
+    rows = []
+    for view in CRITIC_INPUTS:
+        d = train_critic(view, images, arrays.masks.float(), logits, args.train_critic,
+                         args.batch_size)
+        true_mean, true_share = critic_scores(d, val_images, val_truth * 2 - 1, args.batch_size)
+        shown = critic_view(torch.tanh(val_logits), view)
+        fake_mean, fake_share = critic_scores(d, val_images, shown, args.batch_size)
+        rows.append([view, f"{true_mean:.3f}", f"{true_share:.3f}", f"{fake_mean:.3f}",
+                     f"{fake_share:.3f}"])
+    return ["", f"Fresh critics: {args.train_critic} steps of {args.batch_size} on the first "
+            f"{len(stems)} training images against the frozen G, scored on the validation images "
+            "above:", "",
+            table(["critic_input", "true masks: mean P(real)", "patches called real",
+                   "G's masks as shown: mean P(real)", "patches called real"], rows)]
+
+
 def run(args: argparse.Namespace) -> str:
     found = kvasir_split(args.data, "val", args.n_images)
     if found is None:
         return "critic probe: skipped (Kvasir-SEG not found; pass --data)\n"
     data, index, stems = found
+    args.data_folder = data
     ckpt = load_checkpoint(args.checkpoint)
     if "discriminator" not in ckpt:
         raise SystemExit(f"{args.checkpoint}: no discriminator (use a training checkpoint)")
@@ -78,9 +132,7 @@ def run(args: argparse.Namespace) -> str:
     d.train()  # as in training: BatchNorm on each batch's statistics (running ones not reused)
     arrays = load_arrays(index, stems, cfg.data.image_size, progress=False)
     images = to_model_input(arrays.images)
-    with torch.no_grad():
-        logits = torch.cat([g.logits(images[i]) for i in
-                            torch.arange(len(images)).split(args.batch_size)]).float()
+    logits = generator_logits(g, images, args.batch_size)
     rows = []
     for name, masks in variants(arrays.masks.float(), logits).items():
         mean, share = critic_scores(d, images, masks, args.batch_size)
@@ -93,6 +145,9 @@ def run(args: argparse.Namespace) -> str:
             f"- generated masks: mean |G(x)| {generated.mean().item():.3f}, share of pixels with "
             f"|G(x)| < 0.99: {(generated < 0.99).float().mean().item():.3f}", ""]
     out.append(table(["mask given to the critic", "mean P(real)", "patches called real"], rows))
+    if args.train_critic:
+        out += fresh_critics(args, index, g, cfg.data.image_size, images, arrays.masks.float(),
+                             logits)
     return "\n".join(out) + "\n"
 
 
@@ -101,6 +156,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", help="Kvasir-SEG folder (default ../shared/data/kvasir-seg)")
     p.add_argument("--n-images", type=int, default=32, help="first N validation images")
     p.add_argument("--batch-size", type=int, default=8, help="as in training (default 8)")
+    p.add_argument("--train-critic", type=int, default=0, metavar="STEPS",
+                   help="also train a fresh critic per critic_input view for STEPS steps")
+    p.add_argument("--n-train", type=int, default=64,
+                   help="first N training images for --train-critic (default 64)")
 
 
 def main(argv: list[str] | None = None) -> int:
