@@ -3,8 +3,8 @@
 Late in training the critic wins outright (``loss_d`` below 0.01 in most of the last 30
 epochs of the 80-epoch H200 run, docs/RESULTS.md §1.5). Real masks reach D as exactly ±1,
 generated ones as ``tanh(logits)``, never exactly ±1 and soft at the edges, so a critic can
-tell them apart without looking at any shape. This script feeds the critic of a training checkpoint (``last.pt``: it holds D) the first
-``--n-images`` validation images with:
+tell them apart without looking at any shape. This script feeds the critic of a training
+checkpoint (``last.pt``: it holds D) the first ``--n-images`` validation images with:
 
 - ``true mask (±1)``: what D learnt to call real;
 - ``true mask, softened k``: ``tanh(k · (2m - 1))``, the true shape with every value at ±tanh(k);
