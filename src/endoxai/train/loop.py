@@ -114,6 +114,11 @@ class _Run:
     ema: WeightAverage | None = None  # with train.ema_decay > 0: what is validated and saved
     saved: str = "no checkpoint was written"  # what last.pt holds, for messages
 
+    @property
+    def model(self) -> torch.nn.Module:
+        """The generator that validation scores and checkpoints store as ``generator``."""
+        return self.g if self.ema is None else self.ema.module
+
 
 def fit(
     cfg: Config,
@@ -327,13 +332,12 @@ def _epoch_scores(run: _Run, train_set, val_set, dev: torch.device, amp,
     eval-mode Dice on the first N training images (unaugmented), which tells underfitting (low)
     from overfitting (far above val_dice). None when a signal came meanwhile."""
     batch_size, should_stop = run.cfg.train.batch_size // run.ddp.world, lambda: stop.requested
-    g = run.g if run.ema is None else run.ema.module
-    val = validate(g, val_set, batch_size, dev, amp, should_stop)
+    val = validate(run.model, val_set, batch_size, dev, amp, should_stop)
     if val is None:
         return None
     scores = {f"val_{k}": v for k, v in val.items()}
     if run.cfg.train.fit_images:
-        fit = validate(g, train_set, batch_size, dev, amp, should_stop,
+        fit = validate(run.model, train_set, batch_size, dev, amp, should_stop,
                        limit=run.cfg.train.fit_images)
         if fit is None:
             return None
@@ -438,7 +442,7 @@ def _write_checkpoint(run: _Run, rank_rngs: list[torch.Tensor] | None, best: boo
                       last: bool) -> None:
     state = {
         "format": FORMAT, "version": VERSION, "config": run.cfg.to_dict(), "epoch": run.epoch,
-        "generator": (run.g if run.ema is None else run.ema).state_dict(),
+        "generator": run.model.state_dict(),
         "discriminator": run.d.state_dict(),
         "opt_g": run.opt_g.state_dict(), "opt_d": run.opt_d.state_dict(),
         "rng": {"torch": torch.get_rng_state(), "data": run.data_rng.get_state()},
