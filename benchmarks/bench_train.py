@@ -5,7 +5,9 @@ Throughput, for each size, rows interleaved (medians of the timed steps after wa
 - ``fp32 NCHW (plain eager)``: the baseline, models and batches in the default layout;
 - ``fp32 channels-last``;
 - ``bf16 channels-last``: bf16 autocast (BatchNorm and losses stay fp32), what ``endoxai train``
-  does with ``precision = "auto"`` on a CPU with native bf16.
+  does with ``precision = "auto"`` on a CPU with native bf16;
+- ``bf16 channels-last + EMA``: the same, plus the update of a moving average of G's weights after
+  every step (``train.ema_decay``, ``endoxai.train.ema``): what the average costs.
 
 Each step is ``endoxai.train.steps.train_step`` on real Kvasir-SEG training pairs when the data is
 there (synthetic images otherwise). The 880-image epoch estimate adds nothing for validation.
@@ -35,13 +37,15 @@ from endoxai.data import find_dataset, load_arrays
 from endoxai.data.preprocess import to_model_input
 from endoxai.models import build_models
 from endoxai.runtime import autocast
+from endoxai.train.ema import WeightAverage
 from endoxai.train.steps import train_step
 
 CPU = torch.device("cpu")
-VARIANTS = {  # name -> (precision, channels_last)
-    "fp32 NCHW (plain eager)": ("fp32", False),
-    "fp32 channels-last": ("fp32", True),
-    "bf16 channels-last": ("bf16", True),
+VARIANTS = {  # name -> (precision, channels_last, ema_decay)
+    "fp32 NCHW (plain eager)": ("fp32", False, 0.0),
+    "fp32 channels-last": ("fp32", True, 0.0),
+    "bf16 channels-last": ("bf16", True, 0.0),
+    "bf16 channels-last + EMA": ("bf16", True, 0.999),
 }
 
 
@@ -64,7 +68,8 @@ def batches(data: Path | None, size: int, n: int, batch: int) -> tuple[list, str
 class Trainer:
     """Models, optimisers and the step for one precision / layout variant."""
 
-    def __init__(self, seed: int, precision: str, channels_last: bool, cfg: TrainConfig) -> None:
+    def __init__(self, seed: int, precision: str, channels_last: bool, cfg: TrainConfig,
+                 ema_decay: float = 0.0) -> None:
         torch.manual_seed(seed)
         self.g, self.d = build_models(ModelConfig())
         self.layout = torch.channels_last if channels_last else torch.contiguous_format
@@ -72,12 +77,16 @@ class Trainer:
         self.opt_g = torch.optim.Adam(self.g.parameters(), cfg.lr_g, betas=(cfg.beta1, cfg.beta2))
         self.opt_d = torch.optim.Adam(self.d.parameters(), cfg.lr_d, betas=(cfg.beta1, cfg.beta2))
         self.precision, self.cfg = precision, cfg
+        self.ema = WeightAverage(self.g, ema_decay) if ema_decay > 0 else None
 
     def step(self, images: torch.Tensor, masks: torch.Tensor) -> dict[str, float]:
         images = images.contiguous(memory_format=self.layout)
         masks = masks.contiguous(memory_format=self.layout)
-        return train_step(self.g, self.d, self.opt_g, self.opt_d, images, masks, self.cfg,
+        logs = train_step(self.g, self.d, self.opt_g, self.opt_d, images, masks, self.cfg,
                           autocast(self.precision, CPU))
+        if self.ema is not None:
+            self.ema.update(self.g)
+        return logs
 
 
 def throughput(args: argparse.Namespace, data: Path | None) -> list[str]:
@@ -86,7 +95,7 @@ def throughput(args: argparse.Namespace, data: Path | None) -> list[str]:
     for size in args.sizes:
         data_batches, source = batches(data, size, 1, args.batch)
         images, masks = data_batches[0]
-        trainers = {name: Trainer(0, p, cl, cfg) for name, (p, cl) in VARIANTS.items()}
+        trainers = {name: Trainer(0, p, cl, cfg, ema) for name, (p, cl, ema) in VARIANTS.items()}
         methods = {name: (lambda t=t: t.step(images, masks)) for name, t in trainers.items()}
         wall, cpu = interleaved(methods, args.steps, args.warmup, label=f"train {size}px: ")
         memory = {name: peak_rss(fn) for name, fn in methods.items()}

@@ -18,6 +18,7 @@ BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
 sys.path.insert(0, str(BENCH))
 
 import bench_forward  # noqa: E402
+import bench_train  # noqa: E402
 import run_all  # noqa: E402
 
 from endoxai import runtime  # noqa: E402
@@ -76,4 +77,29 @@ def test_quick_suite_runs(tmp_path):
     for title in run_all.TITLES.values():
         assert title in report
     assert "bf16 channels-last" in report and "images / s" in report
+    assert "bf16 channels-last + EMA" in report
     assert "× floor" in report
+
+
+def test_train_bench_ema_variant_averages_after_every_step():
+    """The "+ EMA" row times what training does: a step, then one update of the average."""
+    from endoxai.config import TrainConfig
+
+    images = torch.rand(2, 3, 256, 256) * 2 - 1
+    masks = (torch.rand(2, 1, 256, 256) > 0.5).float()
+    name = "bf16 channels-last + EMA"
+    precision, channels_last, decay = bench_train.VARIANTS[name]
+    assert decay > 0
+    trainer = bench_train.Trainer(0, "fp32", channels_last, TrainConfig(), decay)
+    plain = bench_train.Trainer(0, "fp32", channels_last, TrainConfig())
+    assert plain.ema is None
+    before = {k: v.clone() for k, v in trainer.ema.state_dict().items()}
+    trainer.step(images, masks)
+    trainer.step(images, masks)
+    assert trainer.ema.updates == 2
+    moved = [k for k, v in trainer.ema.state_dict().items()
+             if v.is_floating_point() and not torch.equal(v, before[k])]
+    assert moved  # the average followed the trained weights
+    trained = trainer.g.state_dict()
+    key = moved[0]
+    assert not torch.equal(trainer.ema.state_dict()[key], trained[key])  # and is not a copy
