@@ -43,7 +43,7 @@ from endoxai.config import CRITIC_INPUTS
 from endoxai.data import load_arrays
 from endoxai.data.preprocess import to_model_input
 from endoxai.models import Discriminator, build_models
-from endoxai.predict import predict_logits
+from endoxai.predict import predict_logits_batched
 from endoxai.train.checkpoint import config_of, load_checkpoint
 from endoxai.train.steps import critic_view, discriminator_step
 
@@ -73,12 +73,6 @@ def variants(truth: torch.Tensor, logits: torch.Tensor) -> dict[str, torch.Tenso
     return out
 
 
-def generator_logits(g: torch.nn.Module, images: torch.Tensor, batch_size: int) -> torch.Tensor:
-    """``predict``'s eval-mode logits of uint8 ``images``, ``batch_size`` at a time."""
-    return torch.cat([predict_logits(g, images[i]) for i in
-                      torch.arange(len(images)).split(batch_size)])
-
-
 def train_critic(view: str, images: torch.Tensor, truth: torch.Tensor, logits: torch.Tensor,
                  steps: int, batch_size: int, seed: int = 0) -> Discriminator:
     """A fresh PatchGAN trained for ``steps`` steps to tell ``truth`` ({0, 1}) from the frozen
@@ -100,7 +94,7 @@ def fresh_critics(args, data: Path, index, g, size: int, val_images, val_truth, 
     stems = split_ids(data, "train", args.n_train)
     arrays = load_arrays(index, stems, size, progress=False)
     images = to_model_input(arrays.images)
-    logits = generator_logits(g, arrays.images, args.batch_size)
+    logits = predict_logits_batched(g, arrays.images, args.batch_size)
     rows = []
     for view in CRITIC_INPUTS:
         d = train_critic(view, images, arrays.masks.float(), logits, args.train_critic,
@@ -133,7 +127,7 @@ def run(args: argparse.Namespace) -> str:
     d.train()  # as in training: BatchNorm on each batch's statistics (running ones not reused)
     arrays = load_arrays(index, stems, cfg.data.image_size, progress=False)
     images = to_model_input(arrays.images)
-    logits = generator_logits(g, arrays.images, args.batch_size)
+    logits = predict_logits_batched(g, arrays.images, args.batch_size)
     rows = []
     for name, masks in variants(arrays.masks.float(), logits).items():
         mean, share = critic_scores(d, images, masks, args.batch_size)

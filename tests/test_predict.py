@@ -121,6 +121,21 @@ def test_tta_averages_the_flipped_predictions():
     assert (got - plain).abs().max() > 1e-3  # TTA changed something: the test can fail
 
 
+def test_batched_logits_cover_every_image_in_order():
+    """Batches of 2 over 3 images (the last one short) give each image its own logits."""
+    from endoxai.predict import predict_logits, predict_logits_batched
+
+    torch.manual_seed(0)
+    g = Generator().eval()
+    images = torch.randint(0, 256, (3, 3, 256, 256), dtype=torch.uint8)
+    got = predict_logits_batched(g, images, 2)
+    assert got.shape == (3, 1, 256, 256)
+    for i in range(3):
+        torch.testing.assert_close(got[i:i + 1], predict_logits(g, images[i:i + 1]),
+                                   rtol=1e-4, atol=1e-4)
+    assert (got[0] - got[2]).abs().max() > 1e-3  # the images differ: an order swap would show
+
+
 def test_ids_select_the_images(checkpoint, tmp_path):
     from endoxai.errors import UserError
 

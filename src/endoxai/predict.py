@@ -83,6 +83,13 @@ def predict_logits(g: torch.nn.Module, images: torch.Tensor, precision: str = "f
         return (total / len(FLIPS)).cpu()
 
 
+def predict_logits_batched(g: torch.nn.Module, images: torch.Tensor, batch_size: int,
+                           precision: str = "fp32") -> torch.Tensor:
+    """``predict_logits`` of uint8 (N, 3, S, S) ``images``, ``batch_size`` at a time."""
+    return torch.cat([predict_logits(g, images[i:i + batch_size], precision)
+                      for i in range(0, len(images), batch_size)])
+
+
 def logits_to_mask(logits: torch.Tensor, size: tuple[int, int], upsampling: str = "bilinear") -> np.ndarray:
     """(1, S, S) logits -> bool (H, W) mask at ``size`` = (H, W): ``logit > 0``.
 

@@ -22,7 +22,7 @@ import bench_train  # noqa: E402
 import run_all  # noqa: E402
 
 from endoxai import runtime  # noqa: E402
-from endoxai.config import Config  # noqa: E402
+from endoxai.config import Config, TrainConfig  # noqa: E402
 from endoxai.models import Generator  # noqa: E402
 from endoxai.train.checkpoint import FORMAT, VERSION, atomic_save  # noqa: E402
 
@@ -83,8 +83,6 @@ def test_quick_suite_runs(tmp_path):
 
 def test_train_bench_ema_variant_averages_after_every_step():
     """The "+ EMA" row times what training does: a step, then one update of the average."""
-    from endoxai.config import TrainConfig
-
     images = torch.rand(2, 3, 256, 256) * 2 - 1
     masks = (torch.rand(2, 1, 256, 256) > 0.5).float()
     name = "bf16 channels-last + EMA"

@@ -38,7 +38,7 @@ from endoxai.explain import COMPOSITES, explain
 from endoxai.explain.faithfulness import JSON_NAME, curves_figure, read_faithfulness, validation_set
 from endoxai.fileio import atomic_write_text
 from endoxai.metrics import Counts, confusion_counts, medai_scores, summarize
-from endoxai.predict import logits_to_mask, predict_logits
+from endoxai.predict import logits_to_mask, predict_logits_batched
 from endoxai.report.history import HISTORY_FILE, best_epoch, read_history, training_curves_figure
 from endoxai.report.page import (
     METRIC_COLUMNS,
@@ -127,8 +127,7 @@ def build_report(
     if not arrays.stems:
         raise UserError(f"none of the {len(ids)} validation pairs of {index.where} could be read")
     precision = resolve_precision(precision, torch.device("cpu"), inference=True)
-    logits = torch.cat([predict_logits(model, arrays.images[i:i + batch_size], precision)
-                        for i in range(0, len(arrays.stems), batch_size)])
+    logits = predict_logits_batched(model, arrays.images, batch_size, precision)
     counts = _original_size_counts(index, arrays.stems, logits)
     metrics = summarize(counts)
     per_image = {k: np.asarray(v, dtype=np.float64) for k, v in medai_scores(counts).items()}
