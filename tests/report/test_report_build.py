@@ -187,6 +187,18 @@ def test_training_curves_draw_fit_dice_beside_the_validation_dice(tmp_path):
     assert list(lines["dice, training images"].get_ydata()) == [0.3, 0.7]
 
 
+def test_training_curves_draw_the_trained_weights_beside_the_average(tmp_path):
+    # train.ema_decay: val_dice is the average's; val_dice_trained is absent before a resume
+    # that added it, so the first epoch's cell is empty
+    path = tmp_path / "history.csv"
+    path.write_text("epoch,loss_g,val_dice,val_dice_trained\n1,3.0,0.2,\n2,2.5,0.5,0.4\n")
+    fig = training_curves_figure(read_history(path))
+    lines = {line.get_label(): line for line in fig.axes[2].get_lines()}
+    assert _curves(fig.axes[2]) == ["dice", "dice, trained weights"]
+    assert np.isnan(lines["dice, trained weights"].get_ydata()[0])
+    assert lines["dice, trained weights"].get_ydata()[1] == 0.4
+
+
 @slow
 def test_report_without_faithfulness_or_history(built_report, tmp_path):
     run = built_report.run.run

@@ -73,29 +73,46 @@ def _cfg(tiny_recipe, **train):
 
 def test_fit_validates_and_saves_the_average(tiny_models, tiny_recipe, pair_folder, tmp_path,
                                              monkeypatch):
-    scored = []
+    scored = []  # (model, limit, scores) of each validation
     real = loop.validate
-    monkeypatch.setattr(loop, "validate", lambda g, *a, **k: scored.append(g) or real(g, *a, **k))
+
+    def spy(g, *args, **kwargs):
+        scores = real(g, *args, **kwargs)
+        scored.append((g, kwargs.get("limit"), scores))
+        return scores
+
+    monkeypatch.setattr(loop, "validate", spy)
     result = fit(_cfg(tiny_recipe), pair_folder, tmp_path / "run", progress=False)
     last = load_checkpoint(tmp_path / "run" / "last.pt")
     assert last["ema_updates"] == 4  # 4 training pairs, batch 2, 2 epochs
     trained, averaged = last["generator_train"], last["generator"]
     assert averaged.keys() == trained.keys()
     assert not all(torch.equal(averaged[k], trained[k]) for k in averaged)
-    # validation (val and fit Dice, each epoch) scored the average, never the trained model
-    assert len(scored) == 4 and all(not g.training for g in scored)
-    assert all(g is scored[0] for g in scored)
-    weights = scored[0].state_dict()
-    assert all(torch.equal(weights[k], averaged[k]) for k in averaged)
+    # each epoch: the average on the validation split and on the fit images, and the trained
+    # weights on the validation split only
+    assert len(scored) == 6
+    average, weights = scored[0][0], scored[0][0].state_dict()
+    assert not average.training and all(torch.equal(weights[k], averaged[k]) for k in averaged)
+    on_average = [s for g, _, s in scored if g is average]
+    on_trained = [(g, limit, s) for g, limit, s in scored if g is not average]
+    assert len(on_average) == 4 and len(on_trained) == 2
+    assert all(limit is None for _, limit, _ in on_trained)
+    model = on_trained[-1][0].state_dict()
+    assert all(torch.equal(model[k], trained[k]) for k in trained)
+    # the history keeps both: val_dice is the average's, val_dice_trained the trained weights'
+    assert [row["val_dice"] for row in result.history] == [s["dice"] for s in on_average[::2]]
+    assert [row["val_dice_trained"] for row in result.history] == \
+        [s["dice"] for _, _, s in on_trained]
     best = load_checkpoint(tmp_path / "run" / "best.pt")
     assert best["epoch"] == result.best_epoch and "generator_train" in best
 
 
 def test_without_ema_the_checkpoint_has_one_generator(tiny_models, tiny_recipe, pair_folder,
                                                       tmp_path):
-    fit(load_config(tiny_recipe), pair_folder, tmp_path / "run", progress=False)
+    result = fit(load_config(tiny_recipe), pair_folder, tmp_path / "run", progress=False)
     last = load_checkpoint(tmp_path / "run" / "last.pt")
     assert "generator_train" not in last and "ema_updates" not in last
+    assert all("val_dice_trained" not in row for row in result.history)
 
 
 def test_resume_mid_epoch_restores_the_average_bit_for_bit(tiny_models, tiny_recipe, pair_folder,

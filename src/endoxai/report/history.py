@@ -58,7 +58,8 @@ def training_curves_figure(
     """Three panels over the epochs: generator losses (total, adversarial, λ·L1 and the weighted
     segmentation term when present; log scale, since λ·L1 dominates), discriminator losses (total,
     on real and on generated masks), and the validation scores with the best epoch marked (plus
-    the Dice of the first training images, dashed, when the history has ``fit_dice``)."""
+    the Dice of the first training images, dashed, when the history has ``fit_dice``, and the
+    trained weights' validation Dice, dotted, when it has ``val_dice_trained``)."""
     if not history:
         raise ValueError("no epochs to plot")
     epochs = np.array([row.get("epoch", i + 1) for i, row in enumerate(history)])
@@ -91,6 +92,10 @@ def training_curves_figure(
         if values is not None:
             ax_v.plot(epochs, values, label=key[4:], lw=2.5 if key == "val_dice" else 1.2,
                       marker="o", markersize=3)
+    trained = series("val_dice_trained")  # train.ema_decay: val_dice is the weight average's
+    if trained is not None:
+        ax_v.plot(epochs, trained, label="dice, trained weights", color="grey", ls=":", lw=1.5,
+                  marker="o", markersize=3)
     fit = series("fit_dice")  # train.fit_images: low means underfitting, far above means overfitting
     if fit is not None:
         ax_v.plot(epochs, fit, label="dice, training images", color="black", ls="--", lw=1.5,

@@ -10,7 +10,7 @@ hold the random initialisation, ``d`` is smaller (0.1 at the first update, 0.9 f
 Integer buffers (BatchNorm's batch counter) are copied. The average is what validation scores
 and what ``best.pt`` / ``last.pt`` store as ``generator`` (so ``predict``, ``explain`` and the
 rest use it without knowing); the trained weights are kept beside it as ``generator_train`` for
-``--resume``.
+``--resume``, and each epoch's ``val_dice_trained`` in ``history.csv`` is their validation Dice.
 """
 
 from __future__ import annotations

@@ -246,10 +246,11 @@ def _epoch(run: _Run, train_set, val_set, dev: torch.device, amp, writer, stop: 
             if k != "epoch":
                 writer.add_scalar(k, v, run.epoch)
         writer.flush()
-    fit = f"  fit_dice {row['fit_dice']:.4f}" if "fit_dice" in row else ""
+    extra = f"  (trained weights {row['val_dice_trained']:.4f})" if run.ema is not None else ""
+    extra += f"  fit_dice {row['fit_dice']:.4f}" if "fit_dice" in row else ""
     left = time_left([r["seconds"] for r in run.history], tc.epochs - run.epoch)
     log.info("epoch %d/%d  loss_g %.4f  loss_d %.4f  val_dice %.4f%s%s  (%.0f s%s)", run.epoch,
-             tc.epochs, row["loss_g"], row["loss_d"], row["val_dice"], fit,
+             tc.epochs, row["loss_g"], row["loss_d"], row["val_dice"], extra,
              "  *best" if improved else "", row["seconds"], left)
     if signum and not last:
         raise _interrupted(signum, run)
@@ -330,12 +331,20 @@ def _epoch_scores(run: _Run, train_set, val_set, dev: torch.device, amp,
                   stop: StopRequest) -> dict[str, float] | None:
     """The epoch's ``val_*`` metrics and, with ``train.fit_images`` N > 0, ``fit_dice``: the same
     eval-mode Dice on the first N training images (unaugmented), which tells underfitting (low)
-    from overfitting (far above val_dice). None when a signal came meanwhile."""
+    from overfitting (far above val_dice). With a weight average (``train.ema_decay``) the
+    ``val_*`` metrics are the average's, and ``val_dice_trained`` is the trained weights' own
+    validation Dice beside it, so each epoch shows what the average gains. None when a signal
+    came meanwhile."""
     batch_size, should_stop = run.cfg.train.batch_size // run.ddp.world, lambda: stop.requested
     val = validate(run.model, val_set, batch_size, dev, amp, should_stop)
     if val is None:
         return None
     scores = {f"val_{k}": v for k, v in val.items()}
+    if run.ema is not None:
+        trained = validate(run.g, val_set, batch_size, dev, amp, should_stop)
+        if trained is None:
+            return None
+        scores["val_dice_trained"] = trained["dice"]
     if run.cfg.train.fit_images:
         fit = validate(run.model, train_set, batch_size, dev, amp, should_stop,
                        limit=run.cfg.train.fit_images)
