@@ -178,25 +178,19 @@ def _curves(ax) -> list[str]:
     return [line.get_label() for line in ax.get_lines() if not line.get_label().startswith("_")]
 
 
-def test_training_curves_draw_fit_dice_beside_the_validation_dice(tmp_path):
+@pytest.mark.parametrize(("column", "label"), [
+    ("fit_dice", "dice, training images"),  # train.fit_images
+    ("val_dice_trained", "dice, trained weights"),  # train.ema_decay: val_dice is the average's
+])
+def test_training_curves_draw_a_second_dice_beside_the_validation_dice(tmp_path, column, label):
+    # the first epoch's cell is empty, as in a run whose resume added the column
     path = tmp_path / "history.csv"
-    path.write_text("epoch,loss_g,val_dice,fit_dice\n1,3.0,0.2,0.3\n2,2.5,0.5,0.7\n")
+    path.write_text(f"epoch,loss_g,val_dice,{column}\n1,3.0,0.2,\n2,2.5,0.5,0.7\n")
     fig = training_curves_figure(read_history(path))
     lines = {line.get_label(): line for line in fig.axes[2].get_lines()}
-    assert _curves(fig.axes[2]) == ["dice", "dice, training images"]
-    assert list(lines["dice, training images"].get_ydata()) == [0.3, 0.7]
-
-
-def test_training_curves_draw_the_trained_weights_beside_the_average(tmp_path):
-    # train.ema_decay: val_dice is the average's; val_dice_trained is absent before a resume
-    # that added it, so the first epoch's cell is empty
-    path = tmp_path / "history.csv"
-    path.write_text("epoch,loss_g,val_dice,val_dice_trained\n1,3.0,0.2,\n2,2.5,0.5,0.4\n")
-    fig = training_curves_figure(read_history(path))
-    lines = {line.get_label(): line for line in fig.axes[2].get_lines()}
-    assert _curves(fig.axes[2]) == ["dice", "dice, trained weights"]
-    assert np.isnan(lines["dice, trained weights"].get_ydata()[0])
-    assert lines["dice, trained weights"].get_ydata()[1] == 0.4
+    assert _curves(fig.axes[2]) == ["dice", label]
+    values = lines[label].get_ydata()
+    assert np.isnan(values[0]) and values[1] == 0.7
 
 
 @slow
