@@ -1,7 +1,8 @@
 """Which recipe is ahead at equal training? Training runs compared epoch by epoch.
 
 Reads the ``history.csv`` of ``endoxai train`` (one per run, ``LABEL=PATH`` or just ``PATH``)
-and, for one column (``--metric``, default the training-time validation Dice), writes a table of
+and, for one column (``--metric``, default the training-time validation Dice; ``PATH@COLUMN``
+reads another one of that file), writes a table of
 the epochs every run has (optionally only ``--epochs A-B``), each run's mean over those epochs and
 its best epoch over its whole history. Then, for the first run against each other one, on how
 many of the shared epochs the first is ahead and its smallest and largest lead: the rule by which
@@ -9,7 +10,9 @@ session 10 promoted a candidate to ``default`` (docs/RESULTS.md §1.5) — ahead
 epoch, not only at its best one, since one run's epochs swing by about 0.1.
 
 Example: ``python benchmarks/compare_histories.py
-new=runs/lr1e-3/history.csv default=docs/results/kvasir-seg-dice100-cpu/history.csv``
+new=runs/lr1e-3/history.csv default=docs/results/kvasir-seg-dice100-cpu/history.csv``; a weight
+average against its own trained weights (``train.ema_decay``): ``average=runs/ema/history.csv
+trained=runs/ema/history.csv@val_dice_trained``.
 """
 
 from __future__ import annotations
@@ -18,10 +21,22 @@ import argparse
 import math
 import statistics
 from pathlib import Path
+from typing import NamedTuple
 
 from common import machine, script_main, table
 from endoxai.errors import UserError
 from endoxai.report import history
+
+
+class Series(NamedTuple):
+    """One run's column as given on the command line: ``LABEL=PATH[@COLUMN]``."""
+
+    label: str
+    path: Path
+    column: str | None = None  # None: --metric
+
+    def __str__(self) -> str:
+        return f"{self.label}={self.path}" + (f"@{self.column}" if self.column else "")
 
 
 def read_history(path: Path, metric: str) -> dict[int, float]:
@@ -53,7 +68,7 @@ def leads(a: dict[int, float], b: dict[int, float], epochs: list[int]) -> tuple[
 
 def run(args: argparse.Namespace) -> str:
     try:
-        runs = {label: read_history(path, args.metric) for label, path in args.history}
+        runs = {s.label: read_history(s.path, s.column or args.metric) for s in args.history}
     except (UserError, ValueError) as e:
         raise SystemExit(f"compare_histories: {e}") from None
     first, last = args.epochs or (None, None)
@@ -68,10 +83,11 @@ def run(args: argparse.Namespace) -> str:
                 "{1:.3f} (epoch {0})".format(*max(runs[k].items(), key=lambda item: item[1])),
                 len(runs[k])] for k in labels]
     out = ["Command: `python benchmarks/compare_histories.py "
-           + " ".join([f"{k}={p}" for k, p in args.history] + ["--metric", args.metric]
+           + " ".join([str(s) for s in args.history] + ["--metric", args.metric]
                       + (["--epochs", f"{first}-{last}"] if args.epochs else [])) + "`", "",
            *[f"- {k}: {v}" for k, v in machine().items()], "",
-           f"`{args.metric}` at the {len(epochs)} epochs all runs have ({span}):", "",
+           f"`{args.metric}`{_other_columns(args.history)} at the {len(epochs)} epochs all runs "
+           f"have ({span}):", "",
            table(["epoch", *labels], per_epoch), "",
            table(["run", f"mean over epochs {span}", "best (whole history)", "epochs run"],
                  summary)]
@@ -85,10 +101,16 @@ def run(args: argparse.Namespace) -> str:
     return "\n".join(out) + "\n"
 
 
-def _labelled(text: str) -> tuple[str, Path]:
-    label, sep, path = text.rpartition("=")
-    path = Path(path)
-    return (label if sep else path.parent.name), path
+def _other_columns(history: list[Series]) -> str:
+    other = [f"{s.label}: `{s.column}`" for s in history if s.column]
+    return f" ({', '.join(other)})" if other else ""
+
+
+def _labelled(text: str) -> Series:
+    label, sep, rest = text.rpartition("=")
+    path, at, column = rest.rpartition("@")
+    path = Path(path if at else rest)
+    return Series(label if sep else path.parent.name, path, column if at else None)
 
 
 def _epoch_range(text: str) -> tuple[int, int]:
@@ -104,7 +126,8 @@ def _epoch_range(text: str) -> tuple[int, int]:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("history", nargs="+", type=_labelled,
                    help="history.csv files of `endoxai train`, as LABEL=PATH or PATH (the label "
-                        "is then the run folder's name); the first is compared with each other")
+                        "is then the run folder's name), each optionally @COLUMN to read that "
+                        "column instead of --metric; the first is compared with each other")
     p.add_argument("--metric", default="val_dice",
                    help="the history column to compare (default val_dice; e.g. fit_dice)")
     p.add_argument("--epochs", type=_epoch_range, help="only the epochs FIRST-LAST, e.g. 1-10")

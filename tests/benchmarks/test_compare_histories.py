@@ -46,19 +46,18 @@ def test_shared_epochs_and_leads():
 def test_report_tables(tmp_path):
     new = _history(tmp_path / "new.csv", {1: 0.30, 2: 0.50, 3: 0.40, 4: 0.90})
     old = _history(tmp_path / "old.csv", {1: 0.10, 2: 0.60, 3: 0.20})
-    report = compare_histories.run(argparse.Namespace(
-        history=[("new", new), ("old", old)], metric="val_dice", epochs=None))
+    pair = [compare_histories.Series("new", new), compare_histories.Series("old", old)]
+    report = compare_histories.run(argparse.Namespace(history=pair, metric="val_dice", epochs=None))
     assert "| 2 | 0.500 | 0.600 |" in report
     assert "\n| 4 | " not in report  # epoch 4 only in one run
     assert "| new | 0.400 | 0.900 (epoch 4) | 4 |" in report  # mean of 1-3; best over all 4
     assert "| old | 0.300 | 0.600 (epoch 2) | 3 |" in report
     assert "| new vs old | 2 of 3 | -0.100 | +0.200 |" in report
-    only_first = compare_histories.run(argparse.Namespace(
-        history=[("new", new), ("old", old)], metric="val_dice", epochs=(1, 1)))
+    only_first = compare_histories.run(argparse.Namespace(history=pair, metric="val_dice",
+                                                          epochs=(1, 1)))
     assert "| new vs old | 1 of 1 | +0.200 | +0.200 |" in only_first
     with pytest.raises(SystemExit, match="no epoch in 5-6"):
-        compare_histories.run(argparse.Namespace(
-            history=[("new", new), ("old", old)], metric="val_dice", epochs=(5, 6)))
+        compare_histories.run(argparse.Namespace(history=pair, metric="val_dice", epochs=(5, 6)))
 
 
 def test_command_line(tmp_path, capsys):
@@ -74,3 +73,20 @@ def test_command_line(tmp_path, capsys):
         with pytest.raises(SystemExit):
             compare_histories.main([str(a), "--epochs", bad])
     assert "FIRST" in capsys.readouterr().err
+
+
+def test_a_column_per_run_compares_two_columns_of_one_history(tmp_path):
+    # train.ema_decay: the average (val_dice) against the trained weights (val_dice_trained),
+    # which the history has only from epoch 2 on
+    path = tmp_path / "history.csv"
+    path.write_text("epoch,val_dice,val_dice_trained\n1,0.5,\n2,0.6,0.4\n3,0.7,0.8\n",
+                    encoding="utf-8")
+    out = tmp_path / "report.md"
+    assert compare_histories.main([f"average={path}", f"trained={path}@val_dice_trained",
+                                   "--output", str(out)]) == 0
+    report = out.read_text(encoding="utf-8")
+    assert "`val_dice` (trained: `val_dice_trained`) at the 2 epochs" in report
+    assert "| 2 | 0.600 | 0.400 |" in report and "| 3 | 0.700 | 0.800 |" in report
+    assert "| average vs trained | 1 of 2 | -0.100 | +0.200 |" in report
+    assert f"trained={path}@val_dice_trained --metric val_dice" in report  # the command, rerunnable
+    assert compare_histories._labelled(str(path)) == (tmp_path.name, path, None)
