@@ -2,12 +2,12 @@
 
 Reads the ``history.csv`` of ``endoxai train`` (one per run, ``LABEL=PATH`` or just ``PATH``)
 and, for one column (``--metric``, default the training-time validation Dice; ``PATH@COLUMN``
-reads another one of that file), writes a table of
-the epochs every run has (optionally only ``--epochs A-B``), each run's mean over those epochs and
-its best epoch over its whole history. Then, for the first run against each other one, on how
-many of the shared epochs the first is ahead and its smallest and largest lead: the rule by which
-session 10 promoted a candidate to ``default`` (docs/RESULTS.md §1.5) — ahead at every shared
-epoch, not only at its best one, since one run's epochs swing by about 0.1.
+reads another one of that file), writes a table of the epochs every run has (optionally only
+``--epochs A-B``), each run's mean over those epochs and its best epoch over its whole history.
+Then, for the first run against each other one, on how many of the shared epochs the first is
+ahead and its smallest and largest lead: the rule by which session 10 promoted a candidate to
+``default`` (docs/RESULTS.md §1.5) — ahead at every shared epoch, not only at its best one, since
+one run's epochs swing by about 0.1.
 
 Example: ``python benchmarks/compare_histories.py
 new=runs/lr1e-3/history.csv default=docs/results/kvasir-seg-dice100-cpu/history.csv``; a weight
@@ -109,8 +109,10 @@ def _other_columns(history: list[Series]) -> str:
 def _labelled(text: str) -> Series:
     label, sep, rest = text.rpartition("=")
     path, at, column = rest.rpartition("@")
-    path = Path(path if at else rest)
-    return Series(label if sep else path.parent.name, path, column if at else None)
+    if not at or "/" in column:  # no @COLUMN (an @ inside a folder name is part of the path)
+        path, column = rest, None
+    path = Path(path)
+    return Series(label if sep else path.parent.name, path, column)
 
 
 def _epoch_range(text: str) -> tuple[int, int]:

@@ -90,3 +90,5 @@ def test_a_column_per_run_compares_two_columns_of_one_history(tmp_path):
     assert "| average vs trained | 1 of 2 | -0.100 | +0.200 |" in report
     assert f"trained={path}@val_dice_trained --metric val_dice" in report  # the command, rerunnable
     assert compare_histories._labelled(str(path)) == (tmp_path.name, path, None)
+    at_in_folder = Path("/x@y/history.csv")
+    assert compare_histories._labelled(f"a={at_in_folder}") == ("a", at_in_folder, None)
