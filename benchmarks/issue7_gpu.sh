@@ -8,9 +8,12 @@
 #      as many as the time left allows (EPOCH_SECONDS per epoch and run, 2.5 by default: a 256²
 #      epoch took 1.7-2.9 s alone on the H200, validation included), capped at MAX_EPOCHS (200).
 #      Not side by side: with three runs sharing the H200, a batch-8 run took 10.7-12.9 s per
-#      epoch, against 1.7-2.7 s alone (docs/RESULTS.md §1.5, session 12),
+#      epoch, against 1.7-2.7 s alone (docs/RESULTS.md §1.5, session 12). RESERVE: the seconds
+#      kept for phases 3-5 (a third of the budget unless set; they took 112 s for two runs in
+#      session 5),
 #   3. predict + evaluate (MedAI) on the 120 validation images for every run, with and without
-#      flip TTA, their scores by polyp size (errors_by_size.py) and the RECIPES runs' validation
+#      flip TTA (and with the trained weights of a run that keeps a moving average:
+#      metrics-trained.json), their scores by polyp size (errors_by_size.py) and the RECIPES runs' validation
 #      and fit Dice epoch by epoch (compare_histories.py),
 #   4. on the RECIPES run with the highest validation Dice: its generator packed into
 #      $OUT/weights/ (ship_weights.py: int8, 4 parts of at most 15 MB, about 55 MB; SHIP_WEIGHTS=0
@@ -57,9 +60,13 @@ score() {  # checkpoint, masks folder, metrics JSON[, predict options]: the vali
     --output "$masks" --device "$DEVICE" --no-progress "$@" &&
   endoxai evaluate --pred "$masks" --truth "$DATA/masks" --ids "$DATA/val.txt" --output "$json"
 }
-evaluate() {  # run folder; predicts with and without TTA, scores both
+evaluate() {  # run folder; predicts with and without TTA, scores both, and for a run that kept
+  # a moving average (train.ema_decay > 0) its trained weights too
   score "$1/best.pt" "$1/val-masks" "$1/metrics.json" &&
-  score "$1/best.pt" "$1/val-masks-tta" "$1/metrics-tta.json" --tta
+  score "$1/best.pt" "$1/val-masks-tta" "$1/metrics-tta.json" --tta || return
+  if grep -Eq '^ema_decay = 0\.0*[1-9]' "$1/config.toml" 2>/dev/null; then
+    score "$1/best.pt" "$1/val-masks-trained" "$1/metrics-trained.json" --trained-weights
+  fi
 }
 pack() {  # the small files so far and each run's validation masks (about 0.5 MB packed; no
   # checkpoints, no TTA masks), repacked after every phase
@@ -76,11 +83,12 @@ if [ "$PAPER_EPOCHS" -gt 0 ]; then
   say "paper: train exit $?"
 fi
 
-# 2. RECIPES one after another: EPOCHS, or as many epochs as fit in what is left once a third of
-# the budget is kept for the evaluations and 20 s per run for start-up (CUDA, decoding the data)
+# 2. RECIPES one after another: EPOCHS, or as many epochs as fit in what is left once RESERVE
+# seconds (a third of the budget unless set) are kept for the evaluations and 20 s per run for
+# start-up (CUDA, decoding the data)
 read -r -a recipes <<< "$RECIPES"
 names=(); for recipe in "${recipes[@]}"; do names+=("$(basename "$recipe" .toml)"); done
-avail=$(( $(left) - BUDGET / 3 ))
+avail=$(( $(left) - ${RESERVE:-$(( BUDGET / 3 ))} ))
 train_end=$(( $(date +%s) + avail ))
 by_time=$(awk -v a="$avail" -v n="${#recipes[@]}" -v s="$EPOCH_SECONDS" \
   'BEGIN {print int((a / n - 20) / s)}')

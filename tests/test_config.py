@@ -70,13 +70,14 @@ DICEBCE100 = str(CANDIDATES / "gpu-dicebce100.toml")
 # change the `default` of then (soft Dice weighted 100), kept as gpu-dice100.toml; gpu-batch2 was
 # rebased in session 12 onto session 11's (+ BCE, 20 epochs), kept as gpu-dicebce100.toml, and
 # gpu-512 onto session 12's (the same on 80 epochs), the shipped `default`, which gpu-ema and
-# gpu-hardcritic (session 13) change too.
+# gpu-hardcritic (session 13) change too; gpu-long (session 16) is gpu-ema on a longer schedule.
 CANDIDATE_CHANGES = {
     "gpu-nodrop": (SEG1, {"model.dropout"}),
     "gpu-bce": (SEG1, {"train.seg_loss", "train.seg_weight"}),
     "gpu-512": ("default", {"data.image_size"}),
     "gpu-ema": ("default", {"train.ema_decay"}),
     "gpu-hardcritic": ("default", {"train.critic_input"}),
+    "gpu-long": (str(CANDIDATES / "gpu-ema.toml"), {"train.epochs"}),
     "gpu-dice100": (SEG1, {"train.seg_weight"}),
     "gpu-flips": (SEG1, {f"data.augment.{k}" for k in ("scale", "shift", "brightness",
                                                        "contrast", "saturation")}),

@@ -169,3 +169,53 @@ def test_prepared_bf16_model_gives_the_autocast_numbers():
                                rtol=0, atol=1e-6)
     fp32 = prepare_for_inference(copy.deepcopy(g), "fp32")
     assert all(p.dtype == torch.float32 for p in fp32.parameters())
+
+
+@pytest.fixture
+def averaged_checkpoint(tmp_path):
+    """A checkpoint of a run with a moving average: "generator" is the average, and the trained
+    weights, here another random generator, are beside it as "generator_train"."""
+    torch.manual_seed(0)
+    average = Generator().state_dict()
+    torch.manual_seed(1)
+    path = tmp_path / "ema.pt"
+    atomic_save({"format": FORMAT, "version": VERSION, "config": Config().to_dict(),
+                 "generator": average, "generator_train": Generator().state_dict(),
+                 "ema_updates": 10}, path)
+    return path
+
+
+def _sign_mask(state: dict, image: np.ndarray) -> np.ndarray:
+    g = Generator()
+    g.load_state_dict(state)
+    x = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 127.5 - 1
+    with torch.no_grad():
+        return (g.eval().logits(x) > 0)[0, 0].numpy()
+
+
+def test_trained_weights_predict_with_generator_train(averaged_checkpoint, tmp_path):
+    from endoxai.cli import main
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    image = np.random.default_rng(2).integers(0, 255, (256, 256, 3), dtype=np.uint8)
+    Image.fromarray(image).save(folder / "a.png")
+    stored = torch.load(averaged_checkpoint, weights_only=True)
+    expected = {key: _sign_mask(stored[key], image) for key in ("generator", "generator_train")}
+    assert (expected["generator"] != expected["generator_train"]).mean() > 0.05  # can tell apart
+    written = {}
+    for key, flag in (("generator", []), ("generator_train", ["--trained-weights"])):
+        out = tmp_path / key
+        assert main(["predict", "--checkpoint", str(averaged_checkpoint), "--input", str(folder),
+                     "--output", str(out), "--precision", "fp32", "--device", "cpu",
+                     "--no-progress", *flag]) == 0
+        written[key] = np.asarray(Image.open(out / "a.png")) == 255
+    for key in expected:
+        assert (written[key] == expected[key]).all(), key
+
+
+def test_trained_weights_of_a_run_without_an_average_are_refused(checkpoint, tmp_path):
+    Image.new("RGB", (30, 30)).save(tmp_path / "a.png")
+    with pytest.raises(UserError, match="no moving average"):
+        predict_files(checkpoint, tmp_path / "a.png", tmp_path / "out", progress=False,
+                      trained=True)

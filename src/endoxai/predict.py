@@ -136,6 +136,7 @@ def predict_files(
     progress: bool = True,
     tta: bool = False,
     ids: list[str] | None = None,
+    trained: bool = False,
 ) -> PredictSummary:
     """Write ``<output_dir>/<stem>.png`` (0/255, original size) for every readable input image.
 
@@ -144,7 +145,8 @@ def predict_files(
     background thread while the model computes, and the masks are resized and written by a
     second thread, so the generator is rarely idle. ``tta``: flip test-time augmentation (see
     ``predict_logits``). ``ids``: only the images with these stems (e.g. a split's ``val.txt``);
-    UserError naming any id without an image.
+    UserError naming any id without an image. ``trained``: the trained weights of a checkpoint
+    that keeps a moving average, not the average (``load_generator``).
 
     Unreadable files are skipped with a one-line error and listed in ``failures``. Two inputs
     with one stem (``a.jpg`` + ``a.png``) get ``a_jpg.png`` and ``a_png.png``. An input file is
@@ -161,7 +163,7 @@ def predict_files(
         files = [path for path in files if path.stem in wanted]
     dev = resolve_device(device)
     precision = resolve_precision(precision, dev, inference=True)
-    g, cfg = load_generator(checkpoint, map_location=dev)
+    g, cfg = load_generator(checkpoint, map_location=dev, trained=trained)
     g = prepare_for_inference(g, precision)
     out = Path(output_dir)
     try:

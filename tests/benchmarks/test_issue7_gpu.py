@@ -87,3 +87,25 @@ def test_a_wrong_number_of_epochs_stops_before_any_training(tmp_path):
     assert done.returncode == 2
     assert "one per recipe (3)" in done.stdout
     assert _trains(calls) == []
+
+
+def test_reserve_sets_the_seconds_kept_for_the_evaluations(tmp_path):
+    # budget 300 s, 60 kept: (240 / 2 - 20) / 2.5 = 40, give or take a second of start
+    done, calls = _run(tmp_path, "default paper", None, budget=300, RESERVE="60")
+    assert done.returncode == 0, done.stdout + done.stderr
+    epochs = {_option(a, "--epochs") for kind, _, a in _trains(calls) if kind == "start"}
+    assert epochs <= {"39", "40"} and len(epochs) == 1
+
+
+def test_the_trained_weights_are_scored_for_runs_with_a_moving_average(tmp_path):
+    runs = tmp_path / "runs"
+    for name, decay in (("gpu-ema", "0.999"), ("default", "0.0")):
+        (runs / name).mkdir(parents=True)
+        (runs / name / "best.pt").touch()
+        (runs / name / "config.toml").write_text(f"[train]\nepochs = 3\nema_decay = {decay}\n")
+    done, calls = _run(tmp_path, "docs/results/recipes/gpu-ema.toml default", "3", SHIP_WEIGHTS="0")
+    assert done.returncode == 0, done.stdout + done.stderr
+    predicts = [a for kind, _, a in calls if kind == "start" and a[:3] == ["-m", "endoxai", "predict"]]
+    trained = [_option(a, "--output") for a in predicts if "--trained-weights" in a]
+    assert trained == [str(runs / "gpu-ema" / "val-masks-trained")]
+    assert len(predicts) == 5  # with and without TTA for both runs, the trained weights once

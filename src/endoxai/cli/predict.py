@@ -32,6 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tta", action="store_true",
                    help="test-time augmentation: average the logits of the image and its "
                    "horizontal, vertical and double flips (4x slower)")
+    p.add_argument("--trained-weights", action="store_true",
+                   help="for a run trained with a moving average (train.ema_decay > 0): use its "
+                   "trained weights instead of the average, which the checkpoint's generator is")
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -43,7 +46,8 @@ def run(args: argparse.Namespace) -> int:
 
     summary = predict_files(args.checkpoint, args.input, args.output, args.batch_size,
                             args.upsampling, args.precision, args.device, not args.no_progress,
-                            args.tta, read_id_file(args.ids) if args.ids else None)
+                            args.tta, read_id_file(args.ids) if args.ids else None,
+                            args.trained_weights)
     print(f"wrote {len(summary.written)} masks to {args.output}"
           + (f"; {len(summary.failures)} file(s) failed" if summary.failures else ""))
     return 1 if summary.failures else 0

@@ -123,13 +123,20 @@ def config_of(ckpt: dict[str, Any], path: str | Path = "checkpoint") -> Config:
         raise UserError(f"{path}: invalid config stored in checkpoint: {err}") from err
 
 
-def load_generator(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[Generator, Config]:
-    """Rebuild the generator from a checkpoint alone; returned in eval mode."""
+def load_generator(path: str | Path, map_location: str | torch.device = "cpu",
+                   trained: bool = False) -> tuple[Generator, Config]:
+    """Rebuild the generator from a checkpoint alone; returned in eval mode. ``trained``: the
+    trained weights (``generator_train``) of a run that kept a moving average, instead of the
+    average; UserError for a checkpoint without them."""
     ckpt = load_checkpoint(path, map_location)
     cfg = config_of(ckpt, path)
+    key = "generator_train" if trained else "generator"
+    if trained and key not in ckpt:
+        raise UserError(f"{path}: no trained weights apart from the saved generator: its run kept "
+                        "no moving average (train.ema_decay = 0), so the generator is them")
     g = Generator(cfg.model.in_channels, cfg.model.out_channels, cfg.model.dropout)
     try:
-        g.load_state_dict(ckpt["generator"])
+        g.load_state_dict(ckpt[key])
     except (RuntimeError, TypeError, AttributeError, KeyError, ValueError) as err:
         raise UserError(f"{path}: generator weights do not match its config: "
                         f"{_first_line(err)}") from err
