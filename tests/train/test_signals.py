@@ -19,7 +19,7 @@ import torch
 import endoxai.train.loop as loop
 from endoxai.config import load_config
 from endoxai.errors import Interrupted, TrainingDiverged, UserError
-from endoxai.train.checkpoint import load_checkpoint
+from endoxai.train.checkpoint import MODEL_KEYS, check_resumable, load_checkpoint
 from endoxai.train.loop import fit
 
 
@@ -196,16 +196,13 @@ def test_resume_refuses_a_checkpoint_without_training_state(tiny_models, tiny_re
         fit(cfg, pair_folder, tmp_path / "run", resume=True, progress=False)
 
 
-def _spy_saves(monkeypatch, calls: list[int] | None = None) -> list[tuple[str, int]]:
-    """(file name, epoch stored) for every checkpoint fit() writes; ``calls`` gets the epoch of
-    every atomic_save call (one serialization each)."""
+def _spy_saves(monkeypatch) -> list[tuple[str, int]]:
+    """(file name, epoch stored) for every checkpoint fit() writes."""
     saves: list[tuple[str, int]] = []
     real = loop.atomic_save
 
     def save(state, *paths):
         saves.extend((path.name, state["epoch"]) for path in paths)
-        if calls is not None:
-            calls.append(state["epoch"])
         real(state, *paths)
 
     monkeypatch.setattr(loop, "atomic_save", save)
@@ -215,8 +212,7 @@ def _spy_saves(monkeypatch, calls: list[int] | None = None) -> list[tuple[str, i
 def test_save_every_writes_last_pt_every_n_epochs_best_pt_on_every_best(
     tiny_models, tiny_recipe, pair_folder, tmp_path, monkeypatch
 ):
-    calls: list[int] = []
-    saves = _spy_saves(monkeypatch, calls)
+    saves = _spy_saves(monkeypatch)
     cfg = load_config(tiny_recipe).override(train={"epochs": 5, "save_every": 2})
     result = fit(cfg, pair_folder, tmp_path / "run", progress=False)
     assert [e for name, e in saves if name == "last.pt"] == [2, 4, 5]  # every 2nd, and the end
@@ -226,22 +222,26 @@ def test_save_every_writes_last_pt_every_n_epochs_best_pt_on_every_best(
             best = row["val_dice"]
             expected.append(row["epoch"])
     assert [e for name, e in saves if name == "best.pt"] == expected
-    # one serialization per epoch that saved anything, even when both files were due
-    assert calls == sorted({2, 4, 5} | set(expected))
     assert load_checkpoint(tmp_path / "run" / "last.pt")["epoch"] == 5
 
 
-def test_an_epoch_due_for_both_files_serializes_its_state_once(
+def test_best_pt_holds_the_model_and_last_pt_the_training_state(
     tiny_models, tiny_recipe, pair_folder, tmp_path, monkeypatch
 ):
-    calls: list[int] = []
-    saves = _spy_saves(monkeypatch, calls)
+    saves = _spy_saves(monkeypatch)
     cfg = load_config(tiny_recipe).override(train={"epochs": 1})  # epoch 1: a best and the last
     fit(cfg, pair_folder, tmp_path / "run", progress=False)
     assert sorted(saves) == [("best.pt", 1), ("last.pt", 1)]
-    assert calls == [1]
     run = tmp_path / "run"
-    assert (run / "last.pt").read_bytes() == (run / "best.pt").read_bytes()
+    best, last = (load_checkpoint(run / name) for name in ("best.pt", "last.pt"))
+    assert set(best) == set(MODEL_KEYS) & set(last)
+    assert not set(best) & {"discriminator", "opt_g", "opt_d", "rng"}
+    for key, value in last["generator"].items():
+        assert torch.equal(best["generator"][key], value), key
+    assert best["history"] == last["history"] and best["config"] == last["config"]
+    check_resumable(last, run / "last.pt")
+    with pytest.raises(UserError, match="cannot resume"):
+        check_resumable(best, run / "best.pt")
 
 
 def test_save_every_still_saves_on_a_signal_and_resume_is_bit_identical(

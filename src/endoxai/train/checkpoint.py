@@ -17,6 +17,10 @@ A checkpoint is a dict of tensors and plain values::
 of the generator's weights (``train.ema``), and the trained weights that ``--resume`` continues
 from are ``generator_train``; without it those two keys are absent.
 
+``best.pt`` holds only ``MODEL_KEYS`` (the model, its config and the history so far: a third
+of the size without ``discriminator``, the optimisers and the RNG states), so it can be
+predicted with and explained but not resumed; ``last.pt`` holds everything.
+
 ``partial`` is there only in a checkpoint written mid-epoch (SIGINT / SIGTERM): ``step`` batches
 of epoch ``epoch + 1`` are done, in the permutation ``order``; the RNG states are those after
 that step, so resuming gives the same weights as never stopping. Version 1 files (no
@@ -42,18 +46,15 @@ FORMAT = "endoxai-checkpoint"
 VERSION = 2  # 2: optional mid-epoch state ("partial")
 REQUIRED_KEYS = ("format", "version", "config", "generator")
 RESUME_KEYS = ("epoch", "discriminator", "opt_g", "opt_d", "rng", "best_dice", "history")
+MODEL_KEYS = ("format", "version", "config", "epoch", "generator", "generator_train", "ema_updates",
+              "best_dice", "best_epoch", "history")  # what best.pt keeps
 
 
-def atomic_save(obj: Any, *paths: Path) -> None:
-    """``torch.save`` through ``atomic_write_bytes``: a crash never leaves a partial checkpoint.
-
-    ``obj`` is serialized once, whatever the number of ``paths`` it is written to (training's
-    ``last.pt`` and ``best.pt`` of the same epoch: ~690 MB each for the Table-1 models)."""
+def atomic_save(obj: Any, path: Path) -> None:
+    """``torch.save`` through ``atomic_write_bytes``: a crash never leaves a partial checkpoint."""
     buf = io.BytesIO()
     torch.save(obj, buf)
-    data = buf.getbuffer()
-    for path in paths:
-        atomic_write_bytes(path, data)
+    atomic_write_bytes(path, buf.getbuffer())
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

@@ -45,6 +45,7 @@ from endoxai.models import build_models
 from endoxai.runtime import autocast, resolve_device, resolve_precision
 from endoxai.train.checkpoint import (
     FORMAT,
+    MODEL_KEYS,
     VERSION,
     atomic_save,
     check_resumable,
@@ -130,7 +131,8 @@ def fit(
     stop_after: int | None = None,
 ) -> FitResult:
     """Train G and D on ``data``'s train split, validating Dice each epoch; writes into ``run_dir``:
-    ``last.pt``, ``best.pt`` (highest validation Dice), ``history.csv``, ``config.toml``,
+    ``last.pt``, ``best.pt`` (highest validation Dice; the model only, not resumable),
+    ``history.csv``, ``config.toml``,
     ``split.json`` (when the split was drawn) and TensorBoard events under ``tb/``.
 
     With ``resume``, the state of ``run_dir/last.pt`` (weights, optimisers, RNG, epoch and, after an
@@ -463,8 +465,10 @@ def _write_checkpoint(run: _Run, rank_rngs: list[torch.Tensor] | None, best: boo
         state["rng"]["torch_ranks"] = rank_rngs
     if run.partial is not None:
         state["partial"] = run.partial.to_dict()
-    due = [name for name, wanted in (("last.pt", last), ("best.pt", best)) if wanted]
-    atomic_save(state, *(run.run_dir / name for name in due))  # serialized once for both
+    if last:
+        atomic_save(state, run.run_dir / "last.pt")
+    if best:  # the model alone: a third of last.pt, which matters when bests come every epoch
+        atomic_save({k: state[k] for k in MODEL_KEYS if k in state}, run.run_dir / "best.pt")
 
 
 def _describe(run: _Run) -> str:
