@@ -13,8 +13,8 @@
 #      session 5),
 #   3. predict + evaluate (MedAI) on the 120 validation images for every run, with and without
 #      flip TTA (and with the trained weights of a run that keeps a moving average:
-#      metrics-trained.json), their scores by polyp size (errors_by_size.py) and the RECIPES runs' validation
-#      and fit Dice epoch by epoch (compare_histories.py),
+#      metrics-trained.json), their scores by polyp size (errors_by_size.py) and the RECIPES
+#      runs' validation and fit Dice epoch by epoch (compare_histories.py),
 #   4. on the RECIPES run with the highest validation Dice: its generator packed into
 #      $OUT/weights/ (ship_weights.py: int8, 4 parts of at most 15 MB, about 55 MB; SHIP_WEIGHTS=0
 #      skips it) and the unpacked copy scored (metrics-shipped.json), then evaluate-explanations

@@ -105,7 +105,8 @@ def test_the_trained_weights_are_scored_for_runs_with_a_moving_average(tmp_path)
         (runs / name / "config.toml").write_text(f"[train]\nepochs = 3\nema_decay = {decay}\n")
     done, calls = _run(tmp_path, "docs/results/recipes/gpu-ema.toml default", "3", SHIP_WEIGHTS="0")
     assert done.returncode == 0, done.stdout + done.stderr
-    predicts = [a for kind, _, a in calls if kind == "start" and a[:3] == ["-m", "endoxai", "predict"]]
+    predicts = [a for kind, _, a in calls
+                if kind == "start" and a[:3] == ["-m", "endoxai", "predict"]]
     trained = [_option(a, "--output") for a in predicts if "--trained-weights" in a]
     assert trained == [str(runs / "gpu-ema" / "val-masks-trained")]
     assert len(predicts) == 5  # with and without TTA for both runs, the trained weights once

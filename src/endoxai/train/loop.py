@@ -467,7 +467,7 @@ def _write_checkpoint(run: _Run, rank_rngs: list[torch.Tensor] | None, best: boo
         state["partial"] = run.partial.to_dict()
     if last:
         atomic_save(state, run.run_dir / "last.pt")
-    if best:  # the model alone: a third of last.pt, which matters when bests come every epoch
+    if best:  # the model alone (MODEL_KEYS): bests can come every epoch, last.pt rarely
         atomic_save({k: state[k] for k in MODEL_KEYS if k in state}, run.run_dir / "best.pt")
 
 
