@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import sys
 import tempfile
 from pathlib import Path
 
@@ -58,8 +59,7 @@ def run(args: argparse.Namespace) -> str:
     rows = [[name, f"{sizes[name]:.0f}", f"{median(wall[name]):.2f}",
              f"{min(wall[name]):.2f}–{max(wall[name]):.2f}",
              f"{median(wall[first]) / median(wall[name]):.2f}"] for name in files]
-    out = [f"Command: `python benchmarks/bench_save.py --folder {args.folder} "
-           f"--repeats {args.repeats} --warmup {args.warmup}`", ""]
+    out = [f"Command: `python benchmarks/bench_save.py {' '.join(sys.argv[1:])}`", ""]
     out += [f"- {k}: {v}" for k, v in machine().items()]
     out += ["", f"Checkpoint writes (`atomic_save`) into {args.folder}, Table-1 models with weight "
             f"averaging; medians of {args.repeats} interleaved rounds after {args.warmup} warm-up:",
