@@ -24,7 +24,7 @@ from common import interleaved, machine, median, script_main, table
 
 from endoxai.config import Config
 from endoxai.models import build_models
-from endoxai.train.checkpoint import FORMAT, MODEL_KEYS, VERSION, atomic_save
+from endoxai.train.checkpoint import FORMAT, VERSION, atomic_save, model_part
 
 
 def training_state(cfg: Config) -> dict:
@@ -49,7 +49,7 @@ def training_state(cfg: Config) -> dict:
 def run(args: argparse.Namespace) -> str:
     state = training_state(Config())
     files = {"last.pt (training state)": state,
-             "best.pt (MODEL_KEYS)": {k: state[k] for k in MODEL_KEYS if k in state}}
+             "best.pt (MODEL_KEYS)": model_part(state)}
     with tempfile.TemporaryDirectory(dir=args.folder) as folder:
         paths = {name: Path(folder) / f"{i}.pt" for i, name in enumerate(files)}
         wall, _ = interleaved({name: (lambda n=name: atomic_save(files[n], paths[n]))

@@ -16,7 +16,6 @@ import bench_save  # noqa: E402
 from endoxai.config import Config  # noqa: E402
 from endoxai.errors import UserError  # noqa: E402
 from endoxai.train.checkpoint import (  # noqa: E402
-    MODEL_KEYS,
     atomic_save,
     check_resumable,
     load_checkpoint,
@@ -42,7 +41,7 @@ def test_the_timed_state_is_a_resumable_checkpoint_with_both_generators(state, t
 
 def test_the_best_part_loads_as_a_model_but_does_not_resume(state, tmp_path):
     path = tmp_path / "best.pt"
-    atomic_save({k: state[k] for k in MODEL_KEYS if k in state}, path)
+    atomic_save(bench_save.model_part(state), path)
     load_generator(path, trained=True)
     with pytest.raises(UserError, match="cannot resume"):
         check_resumable(load_checkpoint(path), path)

@@ -201,9 +201,9 @@ def _spy_saves(monkeypatch) -> list[tuple[str, int]]:
     saves: list[tuple[str, int]] = []
     real = loop.atomic_save
 
-    def save(state, *paths):
-        saves.extend((path.name, state["epoch"]) for path in paths)
-        real(state, *paths)
+    def save(state, path):
+        saves.append((path.name, state["epoch"]))
+        real(state, path)
 
     monkeypatch.setattr(loop, "atomic_save", save)
     return saves

@@ -18,7 +18,7 @@ of the generator's weights (``train.ema``), and the trained weights that ``--res
 from are ``generator_train``; without it those two keys are absent.
 
 ``best.pt`` holds only ``MODEL_KEYS`` (the model, its config and the history so far; without the
-discriminator, the optimisers and the RNG states: 218 MB where ``last.pt`` has 690 MB, 436 of 904
+discriminator, the optimisers and the RNG states: 218 MB where ``last.pt`` has 690 MB, 435 of 904
 with an average), so it can be predicted with and explained but not resumed; ``last.pt`` holds
 everything.
 
@@ -49,6 +49,11 @@ REQUIRED_KEYS = ("format", "version", "config", "generator")
 RESUME_KEYS = ("epoch", "discriminator", "opt_g", "opt_d", "rng", "best_dice", "history")
 MODEL_KEYS = ("format", "version", "config", "epoch", "generator", "generator_train", "ema_updates",
               "best_dice", "best_epoch", "history")  # what best.pt keeps
+
+
+def model_part(ckpt: dict[str, Any]) -> dict[str, Any]:
+    """The ``MODEL_KEYS`` of a training checkpoint: what ``best.pt`` holds."""
+    return {k: ckpt[k] for k in MODEL_KEYS if k in ckpt}
 
 
 def atomic_save(obj: Any, path: Path) -> None:

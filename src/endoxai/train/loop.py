@@ -45,12 +45,12 @@ from endoxai.models import build_models
 from endoxai.runtime import autocast, resolve_device, resolve_precision
 from endoxai.train.checkpoint import (
     FORMAT,
-    MODEL_KEYS,
     VERSION,
     atomic_save,
     check_resumable,
     config_of,
     load_checkpoint,
+    model_part,
 )
 from endoxai.train.distributed import Distributed, process_group
 from endoxai.train.ema import WeightAverage
@@ -468,7 +468,7 @@ def _write_checkpoint(run: _Run, rank_rngs: list[torch.Tensor] | None, best: boo
     if last:
         atomic_save(state, run.run_dir / "last.pt")
     if best:  # the model alone (MODEL_KEYS): bests can come every epoch, last.pt rarely
-        atomic_save({k: state[k] for k in MODEL_KEYS if k in state}, run.run_dir / "best.pt")
+        atomic_save(model_part(state), run.run_dir / "best.pt")
 
 
 def _describe(run: _Run) -> str:
