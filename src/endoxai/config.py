@@ -81,6 +81,9 @@ class AugmentConfig:
 class DataConfig:
     image_size: int = 256  # square model input; must be a multiple of 256 (8 stride-2 stages)
     val_fraction: float = 0.12  # seeded split when a dataset has no official one (Medico: 120/1000)
+    # > 0: that many training images (seeded) become the validation set that picks the best epoch,
+    # and the dataset's validation images become a test set that training never looks at.
+    holdout: int = 0
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def __post_init__(self) -> None:
@@ -89,6 +92,8 @@ class DataConfig:
             raise ValueError(f"data.image_size must be a positive multiple of 256, at most "
                              f"{MAX_IMAGE_SIZE}; got {self.image_size}")
         _check_range("data.val_fraction", self.val_fraction, 0.01, 0.9)
+        if self.holdout < 0:
+            raise ValueError(f"data.holdout must be >= 0; got {self.holdout}")
 
 
 @dataclass(frozen=True)
@@ -98,10 +103,13 @@ class ModelConfig:
     in_channels: int = 3
     out_channels: int = 1
     dropout: float = 0.5  # in the first three decoder blocks, pix2pix default
+    width: int = 64  # channels of the first block (pix2pix's ngf / ndf); 64 = Table 1
 
     def __post_init__(self) -> None:
         _check_types(self, "model")
         _check_range("model.dropout", self.dropout, 0.0, 0.99)
+        if self.width < 8 or self.width % 8 or self.width > 1024:
+            raise ValueError(f"model.width must be a multiple of 8 in [8, 1024]; got {self.width}")
         if self.in_channels < 1 or self.out_channels < 1:
             raise ValueError("model.in_channels and model.out_channels must be >= 1")
 

@@ -16,6 +16,7 @@ logger = logging.getLogger(__name__)
 
 SPLIT_FILE = "split.json"  # name inside a run folder
 SPLIT_NAMES = ("train", "val")
+TEST = "test"  # optional: images set aside from choosing anything (see holdout_split)
 
 
 def seeded_split(stems: list[str], val_fraction: float, seed: int) -> dict[str, list[str]]:
@@ -34,9 +35,25 @@ def seeded_split(stems: list[str], val_fraction: float, seed: int) -> dict[str, 
     return {"train": sorted(ordered[n_val:]), "val": sorted(ordered[:n_val])}
 
 
+def holdout_split(split: dict[str, list[str]], holdout: int, seed: int) -> dict[str, list[str]]:
+    """Hold ``holdout`` training ids (seeded) out as the validation set that chooses the epoch,
+    and make the old validation ids the test set: ``{"train", "val", "test"}``.
+
+    Choosing the best epoch by its score on the images whose score is reported inflates that
+    score; with a holdout the reported (test) images never influence training or selection.
+    """
+    train = sorted(split["train"])
+    if not 0 < holdout < len(train):
+        raise UserError(f"data.holdout must be between 1 and {len(train) - 1} (the training "
+                        f"images); got {holdout}")
+    random.Random(seed).shuffle(train)
+    return {"train": sorted(train[holdout:]), "val": sorted(train[:holdout]),
+            TEST: sorted(split["val"])}
+
+
 def write_split(path: Path, split: dict[str, list[str]], **meta: Any) -> None:
     """Write ``split`` (plus ``meta`` such as source, seed, val_fraction) as JSON, atomically."""
-    payload = {**meta, **{k: sorted(split[k]) for k in SPLIT_NAMES}}
+    payload = {**meta, **{k: sorted(v) for k, v in split.items() if k in (*SPLIT_NAMES, TEST)}}
     atomic_write_text(path, json.dumps(payload, indent=1) + "\n")
 
 
@@ -65,9 +82,10 @@ def select_ids(by_stem: dict[str, Any], ids: list[str], where: str) -> dict[str,
 
 
 def read_split(path: Path) -> dict[str, list[str]]:
-    """``{"train": [...], "val": [...]}`` from a file written by write_split.
+    """``{"train": [...], "val": [...]}`` (and ``"test"`` when the file has it) from a file
+    written by write_split.
 
-    Raises UserError for a missing file, bad JSON, missing keys or an id on both sides.
+    Raises UserError for a missing file, bad JSON, missing keys or an id on two sides.
     """
     path = Path(path)
     try:
@@ -82,9 +100,17 @@ def read_split(path: Path) -> dict[str, list[str]]:
     if not isinstance(raw, dict) or not all(is_id_list(raw.get(k)) for k in SPLIT_NAMES):
         raise UserError(f"{path}: a split file needs 'train' and 'val' lists of ids")
     split = {k: sorted(raw[k]) for k in SPLIT_NAMES}
-    both = set(split["train"]) & set(split["val"])
-    if both:
-        raise UserError(f"{path}: {len(both)} id(s) are in both train and val, e.g. {min(both)}")
+    if TEST in raw:
+        if not is_id_list(raw[TEST]):
+            raise UserError(f"{path}: 'test' must be a list of ids")
+        split[TEST] = sorted(raw[TEST])
+    names = list(split)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            both = set(split[a]) & set(split[b])
+            if both:
+                raise UserError(f"{path}: {len(both)} id(s) are in both {a} and {b}, "
+                                f"e.g. {min(both)}")
     return split
 
 
@@ -94,11 +120,14 @@ def resolve_split(
     seed: int,
     run_dir: Path | None = None,
     split_file: Path | None = None,
+    holdout: int = 0,
 ) -> dict[str, list[str]]:
     """The split to train on, ``{"train": [...], "val": [...]}`` (sorted ids), in this order:
     ``split_file`` if given (a split.json from another run), else ``run_dir/split.json`` if it
     exists (resume), else the dataset's official split, else
-    seeded_split(index.stems, val_fraction, seed).
+    seeded_split(index.stems, val_fraction, seed). With ``holdout`` > 0 a drawn split (official
+    or seeded) is then passed through holdout_split: validation is on held-out training images
+    and the dataset's validation images become ``"test"``.
 
     The split is written to ``run_dir/split.json`` (when ``run_dir`` is given and the file is not
     there yet) so that a resumed run, evaluation and the report use exactly the same ids. A split
@@ -122,18 +151,21 @@ def resolve_split(
     else:
         split = seeded_split(index.stems, val_fraction, seed)
         meta = {"source": "seeded", "seed": seed, "val_fraction": val_fraction}
+    if holdout and split_file is None:
+        split = holdout_split(split, holdout, seed)
+        meta["holdout"] = holdout
     meta["dataset"] = index.where
     meta["layout"] = index.layout
     if path is not None and saved is None:
         write_split(path, split, **meta)
-    logger.info("%s split: %d train / %d val", meta["source"], len(split["train"]),
-                len(split["val"]))
+    logger.info("%s split: %d train / %d val%s", meta["source"], len(split["train"]),
+                len(split["val"]), f" / {len(split[TEST])} test" if TEST in split else "")
     return split
 
 
 def _checked(index: DatasetIndex, path: Path) -> dict[str, list[str]]:
     split = read_split(path)
-    unknown = sorted(set(split["train"] + split["val"]) - set(index.stems))
+    unknown = sorted(set().union(*split.values()) - set(index.stems))
     if unknown:
         raise UserError(
             f"{path} names {len(unknown)} id(s) that are not pairs of {index.where} "

@@ -8,6 +8,7 @@ __all__ = ["Discriminator", "Generator", "GeneratorLogits", "build_models", "che
 
 def build_models(model_cfg) -> tuple[Generator, Discriminator]:
     """Build (generator, discriminator) from a ``ModelConfig``."""
-    g = Generator(model_cfg.in_channels, model_cfg.out_channels, model_cfg.dropout)
-    d = Discriminator(model_cfg.in_channels, model_cfg.out_channels)
+    g = Generator(model_cfg.in_channels, model_cfg.out_channels, model_cfg.dropout,
+                  model_cfg.width)
+    d = Discriminator(model_cfg.in_channels, model_cfg.out_channels, model_cfg.width)
     return g, d

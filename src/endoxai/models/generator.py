@@ -5,8 +5,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-ENCODER_FILTERS = (64, 128, 256, 512, 512, 512, 512, 512)  # Table 1
-DECODER_FILTERS = (512, 512, 512, 512, 256, 128, 64)  # Table 1, before the 1-channel output block
+# Channel counts in units of the width (pix2pix's ngf); width 64 gives Table 1's
+# 64-128-256-512-512-512-512-512 encoder and 512-512-512-512-256-128-64 decoder.
+ENCODER_MULTIPLES = (1, 2, 4, 8, 8, 8, 8, 8)
+DECODER_MULTIPLES = (8, 8, 8, 8, 4, 2, 1)  # before the 1-channel output block
+PAPER_WIDTH = 64  # Table 1
+ENCODER_FILTERS = tuple(PAPER_WIDTH * m for m in ENCODER_MULTIPLES)  # Table 1
+DECODER_FILTERS = tuple(PAPER_WIDTH * m for m in DECODER_MULTIPLES)  # Table 1
 DROPOUT_BLOCKS = 3  # dropout in the first three decoder blocks (pix2pix)
 STRIDE_TOTAL = 2 ** len(ENCODER_FILTERS)  # 8 stride-2 stages: sizes must be multiples of 256
 
@@ -40,25 +45,29 @@ class Generator(nn.Module):
     ``up8`` is a single ConvT to ``out_channels``; ``logits`` returns its output (pre-tanh),
     ``forward`` returns ``tanh(logits)`` in [-1, 1].
 
-    ``Generator()`` is the paper's model. Inputs: (N, in_channels, H, W), H and W multiples of 256,
+    ``width`` scales every channel count (pix2pix's ``ngf``): 64 is the paper's model, which
+    ``Generator()`` builds. Inputs: (N, in_channels, H, W), H and W multiples of 256,
     values in [-1, 1].
     """
 
-    def __init__(self, in_channels: int = 3, out_channels: int = 1, dropout: float = 0.5) -> None:
+    def __init__(self, in_channels: int = 3, out_channels: int = 1, dropout: float = 0.5,
+                 width: int = PAPER_WIDTH) -> None:
         super().__init__()
-        n = len(ENCODER_FILTERS)
+        encoder = [width * m for m in ENCODER_MULTIPLES]
+        n = len(encoder)
         c_in = in_channels
-        for i, c_out in enumerate(ENCODER_FILTERS, start=1):
+        for i, c_out in enumerate(encoder, start=1):
             self.add_module(f"down{i}", _down(c_in, c_out, batchnorm=1 < i < n))
             c_in = c_out
-        for i, c_out in enumerate(DECODER_FILTERS, start=1):
-            skip = ENCODER_FILTERS[n - 1 - i]
+        for i, c_out in enumerate((width * m for m in DECODER_MULTIPLES), start=1):
+            skip = encoder[n - 1 - i]
             self.add_module(f"up{i}", _up(c_in, c_out, dropout if i <= DROPOUT_BLOCKS else 0.0))
             c_in = c_out + skip
         self.add_module(
             f"up{n}", nn.Sequential(nn.ConvTranspose2d(c_in, out_channels, 4, stride=2, padding=1))
         )
         self.depth = n
+        self.width = width
         self.reset_parameters()
 
     def reset_parameters(self) -> None:

@@ -41,7 +41,7 @@ import torch
 from endoxai.config import Config
 from endoxai.errors import UserError
 from endoxai.fileio import atomic_write_bytes
-from endoxai.models import Generator
+from endoxai.models import Generator, build_models
 
 FORMAT = "endoxai-checkpoint"
 VERSION = 2  # 2: optional mid-epoch state ("partial")
@@ -141,7 +141,7 @@ def load_generator(path: str | Path, map_location: str | torch.device = "cpu",
     if trained and key not in ckpt:
         raise UserError(f"{path}: no separate trained weights: its run kept no moving average "
                         "(train.ema_decay = 0), so its generator is the trained weights")
-    g = Generator(cfg.model.in_channels, cfg.model.out_channels, cfg.model.dropout)
+    g = build_models(cfg.model)[0]
     try:
         g.load_state_dict(ckpt[key])
     except (RuntimeError, TypeError, AttributeError, KeyError, ValueError) as err:

@@ -177,7 +177,8 @@ def _fit(cfg: Config, data: str | Path, run_dir: Path, ckpt: dict[str, Any] | No
             torch.set_num_threads(tc.num_threads)
         torch.manual_seed(tc.seed)
         splits = ddp.from_main(
-            lambda: resolve_split(index, cfg.data.val_fraction, tc.seed, run_dir))
+            lambda: resolve_split(index, cfg.data.val_fraction, tc.seed, run_dir,
+                                  holdout=cfg.data.holdout))
         if ddp.is_main:
             atomic_write_text(run_dir / "config.toml", cfg.to_toml())
         train_set = load_arrays(index, splits["train"], cfg.data.image_size, progress=progress)
