@@ -76,7 +76,8 @@ def run(args: argparse.Namespace) -> str:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", type=Path, help="Kvasir-SEG folder (default ../shared/data/kvasir-seg)")
+    p.add_argument("--data", type=Path, help="Kvasir-SEG folder (default: kvasir-seg in "
+                   "$ENDOXAI_DATA, else in ../shared/data)")
     p.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--repeats", type=int, default=3)

@@ -5,9 +5,9 @@ and in bf16 autocast (channels-last, as ``endoxai predict``), and both logit map
 masks at the image's original size exactly as ``predict`` does (bilinear, ``logit > 0``). Reports
 the share of identical mask pixels (all pixels of all images), the MedAI Dice / Jaccard of each
 precision against the ground truth and their difference, and the wall time of each pass.
-Goal (issue 4): ≥ 99.5 % identical pixels, |Δ Dice| ≤ 0.005.
+Goal: ≥ 99.5 % identical pixels, |Δ Dice| ≤ 0.005.
 
-Example: ``python benchmarks/bench_masks.py --checkpoint runs/kvasir-seg-dice/best.pt``
+Example: ``python benchmarks/bench_masks.py --checkpoint RUN/best.pt``
 """
 
 from __future__ import annotations
@@ -77,7 +77,8 @@ def run(args: argparse.Namespace) -> str:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", type=Path, required=True, help="a trained best.pt / last.pt")
-    p.add_argument("--data", type=Path, help="Kvasir-SEG folder (default ../shared/data/kvasir-seg)")
+    p.add_argument("--data", type=Path, help="Kvasir-SEG folder (default: kvasir-seg in "
+                   "$ENDOXAI_DATA, else in ../shared/data)")
     p.add_argument("--limit", type=int, help="only the first N validation images (smoke tests)")
 
 

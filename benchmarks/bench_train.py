@@ -169,7 +169,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, default=4, help="timed steps per variant")
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--curve-steps", type=int, default=30, help="0: skip the loss-curve check")
-    p.add_argument("--data", type=Path, help="Kvasir-SEG folder (default ../shared/data/kvasir-seg)")
+    p.add_argument("--data", type=Path, help="Kvasir-SEG folder (default: kvasir-seg in "
+                   "$ENDOXAI_DATA, else in ../shared/data)")
     p.add_argument("--synthetic", action="store_true", help="random images instead of Kvasir-SEG")
 
 

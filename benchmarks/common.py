@@ -1,6 +1,6 @@
 """What every benchmark script shares: interleaved timing, peak RSS, machine facts, tables, data.
 
-Timing rule (docs/RESULTS.md): the methods compared in one table run in the same process, in
+Timing rule: the methods compared in one table run in the same process, in
 rounds that interleave them (the order rotates every round), so a busy machine slows all of them
 alike; tables give medians over the rounds after the warm-up.
 """
@@ -23,7 +23,8 @@ from pathlib import Path
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
+# the data folder, as for the tests: $ENDOXAI_DATA, else ../shared/data beside the repository
+SHARED_DATA = Path(os.environ.get("ENDOXAI_DATA") or REPO.parent / "shared" / "data")
 
 
 def interleaved(
@@ -113,7 +114,7 @@ def table(header: list[str], rows: list[list[object]]) -> str:
 
 
 def kvasir_seg(data: Path | None = None) -> Path | None:
-    """The Kvasir-SEG folder (``--data`` or ../shared/data/kvasir-seg), or None when absent."""
+    """The Kvasir-SEG folder (``--data``, else kvasir-seg in the data folder), or None if absent."""
     path = Path(data) if data else SHARED_DATA / "kvasir-seg"
     return path if (path / "images").is_dir() else None
 

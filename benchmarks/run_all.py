@@ -1,4 +1,4 @@
-"""The whole benchmark suite in one command; writes its tables into docs/RESULTS.md.
+"""The whole benchmark suite in one command: one markdown report of every section's tables.
 
 Sections (each script runs in its own process, one after the other, so that peak RSS is per
 section and one section's memory does not weigh on the next):
@@ -10,12 +10,11 @@ section and one section's memory does not weigh on the next):
 4. ``bench_train.py``: training images/s at 256² and 512², fp32 vs bf16, and the loss curve
 5. ``bench_data.py``: decode (first epoch) vs cached epochs; preparing all 1000 pairs
 
-The combined report goes to ``docs/results/benchmarks.md`` and replaces the part of
-``docs/RESULTS.md`` between the ``<!-- benchmarks:begin -->`` and ``<!-- benchmarks:end -->``
-markers (appended with the markers when absent). ``--quick`` runs tiny settings (a smoke test of
-the scripts, numbers meaningless) and writes nowhere unless ``--output`` is given.
+The report is printed and, with ``--output``, written to that file; docs/results.md quotes
+its tables with the command, commit, CPU and date the report's header gives. ``--quick`` runs
+tiny settings (a smoke test of the scripts, numbers meaningless).
 
-Example: ``python benchmarks/run_all.py --checkpoint runs/kvasir-seg-dice/best.pt``
+Example: ``python benchmarks/run_all.py --checkpoint RUN/best.pt --output runs/benchmarks.md``
 """
 
 from __future__ import annotations
@@ -29,7 +28,6 @@ from pathlib import Path
 from common import REPO, machine
 
 HERE = Path(__file__).resolve().parent
-BEGIN, END = "<!-- benchmarks:begin -->", "<!-- benchmarks:end -->"
 
 FULL = {
     "forward": ["--sizes", "512", "256", "--repeats", "7", "--warmup", "2", "--compile"],
@@ -67,14 +65,6 @@ def section(name: str, extra: list[str], threads: int) -> str:
     return done.stdout
 
 
-def replace_block(text: str, block: str) -> str:
-    """``text`` with the part between the markers replaced by ``block`` (appended if absent)."""
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        return head + BEGIN + "\n" + block + "\n" + END + rest.split(END, 1)[1]
-    return text.rstrip("\n") + "\n\n" + BEGIN + "\n" + block + "\n" + END + "\n"
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--checkpoint", type=Path,
@@ -82,11 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sections", nargs="+", choices=list(FULL), default=list(FULL))
     p.add_argument("--quick", action="store_true", help="tiny settings: a smoke test")
     p.add_argument("--threads", type=int, default=0, help="torch threads; 0 = torch default")
-    p.add_argument("--output", type=Path,
-                   help="report file (default: docs/results/benchmarks.md, and docs/RESULTS.md "
-                        "updated; with --quick: nothing written)")
-    p.add_argument("--results", type=Path, default=REPO / "docs" / "RESULTS.md",
-                   help="the RESULTS file whose benchmark block is replaced")
+    p.add_argument("--output", type=Path, help="also write the report (markdown) to this file")
     args = p.parse_args(argv)
     settings = QUICK if args.quick else FULL
     parts = [f"Command: `python benchmarks/run_all.py {' '.join(sys.argv[1:])}`", ""]
@@ -101,14 +87,9 @@ def main(argv: list[str] | None = None) -> int:
         parts += ["", f"### {TITLES[name]}", "", section(name, extra, args.threads).strip()]
     report = "\n".join(parts) + "\n"
     print(report)
-    if args.quick and args.output is None:
-        return 0
-    output = args.output or REPO / "docs" / "results" / "benchmarks.md"
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(report, encoding="utf-8")
-    if not args.quick:
-        args.results.write_text(replace_block(args.results.read_text(encoding="utf-8"), report),
-                                encoding="utf-8")
+    if args.output is not None:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(report, encoding="utf-8")
     return 0
 
 

@@ -1,7 +1,7 @@
-"""The benchmark scripts still run (tiny settings) and the suite writes its block into RESULTS.
+"""The benchmark scripts still run (tiny settings) and write one report with every section.
 
-Speed is never asserted here (see docs/RESULTS.md: speed lives in benchmarks/); these tests check
-that the scripts work, count FLOPs right and keep the RESULTS file intact around their block.
+Speed is never asserted here (speed lives in benchmarks/, its numbers in docs/results.md); these
+tests check that the scripts work and count FLOPs right.
 """
 
 from __future__ import annotations
@@ -45,16 +45,6 @@ def test_flop_count_matches_a_hand_count():
     assert count(Tiny(), 8) == 2 * 16 * 3 * 4 * 16 + 2 * 16 * 4 * 2 * 16
     # the Table-1 generator: 47.8 GFLOP per 512² image (the figure the performance issue states)
     assert count(Generator(), 512) == pytest.approx(47.8e9, rel=2e-3)
-
-
-def test_replace_block_keeps_the_rest():
-    text = "# Results\n\nintro\n"
-    once = run_all.replace_block(text, "table one")
-    assert once.startswith(text.rstrip("\n")) and "table one" in once
-    twice = run_all.replace_block(once + "\n## after\n", "table two")
-    assert "table one" not in twice and "table two" in twice
-    assert twice.startswith("# Results") and twice.rstrip().endswith("## after")
-    assert twice.count(run_all.BEGIN) == twice.count(run_all.END) == 1
 
 
 @pytest.mark.slow

@@ -8,7 +8,7 @@ where ``y`` is the mask in {-1, 1} and ``G(x) = tanh(logits)``. All losses use t
 D sees ``G(x)`` itself (``train.critic_input = "tanh"``, pix2pix) or, with ``"sign"``, the hard
 mask ``sign(G(x))`` in {-1, 1} like the real ones, with tanh's gradient passed straight through
 to G: a trained critic told real from generated masks mostly by their soft values, not their
-shape (benchmarks/critic_probe.py), and a ±1 mask leaves it only the shape to judge.
+shape (docs/results.md), and a ±1 mask leaves it only the shape to judge.
 """
 
 from __future__ import annotations
