@@ -12,6 +12,7 @@ from torch import nn
 
 from endoxai.explain.canonize import prepare
 from endoxai.explain.composites import Composite, get_composite
+from endoxai.explain.flow import SkipFlow, skip_flow
 from endoxai.explain.targets import Target, start_relevance, target_mask
 from endoxai.runtime import autocast, resolve_precision
 
@@ -40,6 +41,14 @@ class Explanation:
     target: torch.Tensor
     composite: str
     layer_inputs: OrderedDict[str, torch.Tensor] = field(default_factory=OrderedDict)
+
+    @property
+    def flow(self) -> SkipFlow:
+        """The U-Net skip-flow ledger (``endoxai.explain.flow``): per image, the relevance entering
+        each encoder level through its skip, continuing deeper, reaching the bottleneck, and
+        absorbed by each block. Needs ``layers=True, layer_inputs=True`` and a model with blocks
+        ``down1..downD, up1..upD`` (ValueError otherwise)."""
+        return skip_flow(self)
 
     def totals(self) -> OrderedDict[str, torch.Tensor]:
         """Per-image relevance sums (N,): ``output``, each recorded block (backwards), ``input``.
