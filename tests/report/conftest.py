@@ -48,11 +48,8 @@ def _write_history(path: Path) -> None:
 
 
 def _write_faithfulness(folder: Path) -> None:
-    from endoxai.explain.faithfulness import (
-        FaithfulnessSettings,
-        evaluate_faithfulness,
-        write_faithfulness,
-    )
+    from endoxai.explain.faithfulness import FaithfulnessSettings, evaluate_faithfulness
+    from endoxai.explain.faithfulness_files import write_faithfulness
 
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(),

@@ -30,7 +30,8 @@ faithfulness.json, faithfulness_per_image.csv, faithfulness_curves.png; prints a
 def register(sub: argparse._SubParsersAction) -> None:
     # Imported lazily elsewhere; the method list and defaults come from the module itself.
     from endoxai.config import PRECISIONS
-    from endoxai.explain import faithfulness as fa
+    from endoxai.explain import methods
+    from endoxai.explain import perturbation as pe
 
     p = sub.add_parser(
         "evaluate-explanations",
@@ -48,21 +49,21 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="folder for the results (default with --run: RUN/faithfulness)")
     p.add_argument("--n-images", type=int, default=4, metavar="N",
                    help="validation images to evaluate (default: %(default)s)")
-    p.add_argument("--steps", type=int, default=fa.DEFAULT_STEPS, metavar="K",
+    p.add_argument("--steps", type=int, default=pe.DEFAULT_STEPS, metavar="K",
                    help="perturbation steps (default: %(default)s)")
-    p.add_argument("--fraction", type=float, default=fa.DEFAULT_FRACTION, metavar="F",
+    p.add_argument("--fraction", type=float, default=pe.DEFAULT_FRACTION, metavar="F",
                    help="share of the image perturbed at the last step (default: %(default)s)")
     p.add_argument("--patch", type=int, metavar="PX",
                    help="patch side in pixels (default: image size / 32)")
-    p.add_argument("--baseline", default="noise", choices=fa.BASELINES,
+    p.add_argument("--baseline", default="noise", choices=pe.BASELINES,
                    help="what perturbed patches become: uniform noise (default, as Samek et al.; "
                         "the only one that removed evidence from our Kvasir-SEG model at every "
                         "stage of training), a blurred copy (Gaussian, sigma = 2 patches), the "
                         "image's mean colour, or black")
     p.add_argument("--methods", default="all", metavar="M[,M...]",
-                   help=f"comma-separated subset of: {', '.join(fa.method_names())} "
+                   help=f"comma-separated subset of: {', '.join(methods.method_names())} "
                         "(default: all)")
-    p.add_argument("--ig-steps", type=int, default=fa.IG_STEPS, metavar="N",
+    p.add_argument("--ig-steps", type=int, default=methods.IG_STEPS, metavar="N",
                    help="integrated-gradients steps (default: %(default)s)")
     p.add_argument("--batch-size", type=int, default=8, metavar="N",
                    help="perturbed copies per forward pass (default: %(default)s)")
@@ -77,13 +78,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from endoxai.errors import UserError
-    from endoxai.explain import faithfulness as fa
+    from endoxai.explain import faithfulness_files as ff
+    from endoxai.explain.faithfulness import FaithfulnessSettings
+    from endoxai.explain.methods import method_names
     from endoxai.runtime import resolve_device
 
-    methods = fa.method_names() if args.methods.strip() == "all" else [
+    methods = method_names() if args.methods.strip() == "all" else [
         m.strip() for m in args.methods.split(",") if m.strip()]
     try:
-        settings = fa.FaithfulnessSettings(
+        settings = FaithfulnessSettings(
             methods=tuple(methods), patch=args.patch, steps=args.steps, fraction=args.fraction,
             baseline=args.baseline, ig_steps=args.ig_steps, batch_size=args.batch_size,
             seed=args.seed, precision=args.precision)
@@ -102,10 +105,10 @@ def run(args: argparse.Namespace) -> int:
         if args.output is None:
             raise UserError("--checkpoint needs --output (where to write the results)")
         checkpoint, split_file, output = args.checkpoint, None, args.output
-    result, paths = fa.evaluate_explanation_files(
+    result, paths = ff.evaluate_explanation_files(
         checkpoint, args.data, output, split_file=split_file, n_images=args.n_images,
         settings=settings, progress=None if not args.quiet else False,
         device=resolve_device(args.device))
-    print(fa.format_table(result))
+    print(ff.format_table(result))
     print(f"wrote {paths['json']}, {paths['csv'].name}, {paths['png'].name}")
     return 0

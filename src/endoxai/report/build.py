@@ -33,9 +33,10 @@ from endoxai import __version__
 from endoxai.data import SPLIT_FILE, load_arrays, read_mask
 from endoxai.data.layouts import DatasetIndex
 from endoxai.data.preprocess import to_model_input
+from endoxai.data.run_split import validation_set
 from endoxai.errors import UserError
 from endoxai.explain import COMPOSITES, explain
-from endoxai.explain.faithfulness import JSON_NAME, curves_figure, read_faithfulness, validation_set
+from endoxai.explain.faithfulness_files import JSON_NAME, curves_figure, read_faithfulness
 from endoxai.fileio import atomic_write_text
 from endoxai.metrics import Counts, confusion_counts, medai_scores, summarize
 from endoxai.predict import logits_to_mask, predict_logits_batched

@@ -1,0 +1,216 @@
+"""Faithfulness on files: the driver behind ``endoxai evaluate-explanations``, its files and table.
+
+``evaluate_explanation_files`` loads a checkpoint and validation images, runs
+``evaluate_faithfulness`` and writes (``write_faithfulness``): ``faithfulness.json`` (settings,
+per-method summary with mean curves, every image's raw curves and scores),
+``faithfulness_per_image.csv`` (one row per image and method) and ``faithfulness_curves.png``
+(mean MoRF and LeRF curves of every method).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from endoxai.data import decode_pair
+from endoxai.data.preprocess import to_model_input
+from endoxai.data.run_split import validation_set
+from endoxai.errors import ItemError, UserError
+from endoxai.explain.faithfulness import (
+    FaithfulnessResult,
+    FaithfulnessSettings,
+    evaluate_faithfulness,
+)
+from endoxai.explain.methods import RANDOM
+from endoxai.explain.perturbation import ORDERS
+from endoxai.fileio import atomic_write_bytes, atomic_write_text
+from endoxai.train.checkpoint import load_generator
+
+logger = logging.getLogger(__name__)
+
+JSON_NAME = "faithfulness.json"
+CSV_NAME = "faithfulness_per_image.csv"
+PLOT_NAME = "faithfulness_curves.png"
+CSV_COLUMNS = ("name", "method", "initial_score", "target_pixels", "aopc_morf", "aopc_lerf",
+               "abpc", "mass_accuracy", "pointing_game", "seconds")
+
+
+def evaluate_explanation_files(
+    checkpoint: str | Path,
+    data: str | Path | None,
+    output_dir: str | Path,
+    split_file: str | Path | None = None,
+    n_images: int = 4,
+    settings: FaithfulnessSettings | None = None,
+    progress: bool | None = None,
+    device: str | torch.device = "cpu",
+) -> tuple[FaithfulnessResult, dict[str, Path]]:
+    """Evaluate the explanations of the generator in ``checkpoint`` on the first ``n_images``
+    validation images (``validation_set``, sorted ids) whose prediction is not empty, at the
+    checkpoint's image size, with the model on ``device``; write the files of
+    ``write_faithfulness`` into ``output_dir``.
+
+    Returns the result and the written paths. Unreadable pairs are logged and skipped. UserError
+    for a bad checkpoint, dataset or setting.
+    """
+    if n_images < 1:
+        raise UserError(f"--n-images must be >= 1; got {n_images}")
+    settings = settings or FaithfulnessSettings()
+    model, config = load_generator(checkpoint, device)
+    size = config.data.image_size
+    index, ids = validation_set(data, split_file)
+    images, masks, names, skipped = [], [], [], []
+    for stem in ids:
+        if len(names) == n_images:
+            break
+        try:
+            image, mask = decode_pair(index, stem, size)
+        except ItemError as err:
+            logger.error("skipped: %s", err)
+            skipped.append({"name": stem, "reason": str(err)})
+            continue
+        x = to_model_input(torch.from_numpy(image).permute(2, 0, 1)[None])
+        with torch.inference_mode():
+            if not (model.logits(x.to(device)) > 0).any():
+                skipped.append({"name": stem, "reason": "empty prediction"})
+                continue
+        images.append(x)
+        masks.append(torch.from_numpy(mask))
+        names.append(stem)
+    if not names:
+        raise UserError(f"none of the {len(ids)} validation images of {index.where} has a "
+                        "non-empty prediction: nothing to explain")
+    if len(names) < n_images:
+        logger.warning("only %d image(s) with a non-empty prediction among %d validation images",
+                       len(names), len(ids))
+    try:
+        result = evaluate_faithfulness(model, torch.cat(images), torch.stack(masks), names,
+                                       settings, progress)
+    except ValueError as err:  # e.g. more steps than patches
+        raise UserError(str(err)) from err
+    result.skipped = skipped + result.skipped
+    result.settings.update(checkpoint=str(checkpoint), dataset=index.where,
+                           split_file=None if split_file is None else str(split_file))
+    return result, write_faithfulness(result, output_dir)
+
+
+def format_table(result: FaithfulnessResult) -> str:
+    """Plain-text table of the summary: one row per method."""
+    summary = result.summary()
+    header = (f"{'method':<26} {'AOPC MoRF ↑':>13} {'AOPC LeRF ↓':>13} {'ABPC ↑':>8} "
+              f"{'mass acc.':>9} {'pointing':>8} {'s/img':>6}")
+    lines = [(f"Region perturbation on {len(result.images)} image(s), patch "
+             f"{result.settings['patch']} px, {result.settings['steps']} steps up to "
+             f"{100 * result.settings['fraction']:.0f}% of the image, baseline "
+             f"{result.settings['baseline']}"), header]
+    for method, s in summary.items():
+        lines.append(f"{method:<26} {_pm(s['aopc_morf'], s['aopc_morf_sem']):>13} "
+                     f"{_pm(s['aopc_lerf'], s['aopc_lerf_sem']):>13} {_num(s['abpc']):>8} "
+                     f"{_num(s['mass_accuracy']):>9} {_num(s['pointing_game']):>8} "
+                     f"{_num(s['seconds'], '.1f'):>6}")
+    if result.skipped:
+        lines.append(f"skipped {len(result.skipped)} image(s) with an empty prediction")
+    return "\n".join(lines)
+
+
+def _num(value: float | None, fmt: str = ".3f") -> str:
+    return "—" if value is None or math.isnan(value) else format(value, fmt)
+
+
+def _pm(mean: float | None, sem: float | None) -> str:
+    return _num(mean) + ("" if sem is None else f"±{sem:.3f}")
+
+
+def curves_figure(summary: dict[str, dict[str, Any]], fractions: Sequence[float],
+                  title: str | None = None) -> Figure:
+    """Two panels, MoRF and LeRF: each method's mean logit over the explained pixels (averaged over
+    the images) against the share of the image perturbed, with one legend below them (the AOPC
+    values are in the table). ``random`` is dashed black."""
+    fig = Figure(figsize=(12, 5.4), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, 2, sharey=True)
+    x = 100 * np.asarray(fractions)
+    colours = iter(_palette(len(summary)))
+    styles = {m: ({"color": "black", "ls": "--"} if m == RANDOM else {"color": next(colours)})
+              for m in summary}
+    for ax, order, label in zip(axes, ORDERS, ("MoRF: most relevant first (falls fast = good)",
+                                               "LeRF: least relevant first (stays high = good)")):
+        for method, s in summary.items():
+            curve = s.get(f"curve_{order}") or []
+            if len(curve) != len(x):
+                continue
+            ax.plot(x, curve, marker=".", lw=1.5, label=method, **styles[method])
+        ax.set_title(label, fontsize=11)
+        ax.set_xlabel("image perturbed (%)")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("mean logit over the explained pixels\n(mean over images)")
+    handles, labels = axes[0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="outside lower center", ncols=min(5, len(handles)),
+                   fontsize=9, frameon=False)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    return fig
+
+
+def _palette(n: int) -> list[str]:
+    base = ["#d62728", "#ff7f0e", "#8c564b", "#e377c2", "#bcbd22", "#1f77b4", "#17becf",
+            "#2ca02c", "#9467bd", "#7f7f7f"]
+    return [base[i % len(base)] for i in range(n)]
+
+
+def write_faithfulness(result: FaithfulnessResult, output_dir: str | Path) -> dict[str, Path]:
+    """Write ``faithfulness.json``, ``faithfulness_per_image.csv`` and ``faithfulness_curves.png``
+    into ``output_dir`` (atomically); returns kind ("json", "csv", "png") -> path."""
+    out = Path(output_dir)
+    paths = {"json": out / JSON_NAME, "csv": out / CSV_NAME, "png": out / PLOT_NAME}
+    atomic_write_text(paths["json"], json.dumps(result.to_dict(), indent=1) + "\n")
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(CSV_COLUMNS)
+    for image in result.images:
+        for method, r in image["methods"].items():
+            writer.writerow([image["name"], method, f"{image['initial_score']:.6g}",
+                             image["target_pixels"]]
+                            + [_csv(r[k]) for k in CSV_COLUMNS[4:]])
+    atomic_write_text(paths["csv"], buffer.getvalue())
+    s = result.settings
+    title = (f"Region perturbation, {len(result.images)} image(s), {s['patch']} px patches, "
+             f"baseline {s['baseline']}")
+    fig = curves_figure(result.summary(), result.fractions, title=title)
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=110)
+    atomic_write_bytes(paths["png"], png.getvalue())
+    return paths
+
+
+def _csv(value: float) -> str:
+    return "nan" if value is None or math.isnan(value) else f"{value:.6g}"
+
+
+def read_faithfulness(path: str | Path) -> dict[str, Any]:
+    """``faithfulness.json`` (or the folder holding it) as written by ``write_faithfulness``;
+    UserError if missing or unreadable."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / JSON_NAME
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as err:
+        raise UserError(f"faithfulness results not found: {path}") from err
+    except (OSError, ValueError) as err:
+        raise UserError(f"{path}: cannot read faithfulness results ({err})") from err
+    if not isinstance(data, dict) or not {"settings", "summary", "fractions"} <= data.keys():
+        raise UserError(f"{path}: not a faithfulness.json (needs settings, summary, fractions)")
+    return data
