@@ -3,7 +3,7 @@
 Rules checked for each: no traceback, one line per failed file naming it, the other files still
 processed, the documented exit code, inputs never overwritten, atomic outputs. The outcome of each
 kind under each command is collected; with ENDOXAI_HOSTILE_REPORT=path.md the module writes them
-as the Markdown table of docs/results/hostile-inputs.md.
+as a Markdown table (docs/guides/reliability.md summarises it).
 """
 
 from __future__ import annotations
