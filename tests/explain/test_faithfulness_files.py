@@ -81,6 +81,46 @@ def test_cli_on_a_run(run_dir, tmp_path, capsys):
     assert (out / "faithfulness_curves.png").is_file()
 
 
+@pytest.fixture
+def tiny_run(tmp_path, pair_folder):
+    """A run folder holding an untrained width-8 generator: fast enough for the command's flow."""
+    from endoxai.config import Config, ModelConfig
+    from endoxai.models import Generator
+    from endoxai.train.checkpoint import FORMAT, VERSION
+
+    torch.manual_seed(0)
+    run = tmp_path / "tiny"
+    run.mkdir()
+    config = Config(model=ModelConfig(width=8))
+    generator = Generator(width=8)
+    with torch.no_grad():
+        generator.up8[0].bias.fill_(1.0)  # every pixel predicted: nothing is skipped
+    torch.save({"format": FORMAT, "version": VERSION, "config": config.to_dict(),
+                "generator": generator.state_dict()}, run / "best.pt")
+    (run / "split.json").write_text(json.dumps({
+        "dataset": str(pair_folder), "train": ["case0", "case1", "case2", "case3"],
+        "val": ["case4", "case5"]}))
+    return run
+
+
+@pytest.mark.parametrize("quiet", [[], ["-q"], ["--no-progress"]])
+def test_cli_progress_bars_with_eta_unless_quiet(tiny_run, tmp_path, capsys, quiet):
+    torch.set_num_threads(1)
+    flags = ["-q"] if quiet == ["-q"] else []
+    rc = main(flags + ["evaluate-explanations", "--run", str(tiny_run), "--output",
+                       str(tmp_path / "faith"), "--n-images", "2", "--steps", "2", "--methods",
+                       "lrp:epsilon-gamma-box,random", "--precision", "fp32", "--device", "cpu"]
+              + [q for q in quiet if q != "-q"])
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    if quiet:
+        assert "%|" not in err and "choosing images" not in err
+    else:
+        assert "choosing images" in err and "2/2" in err
+        assert "faithfulness, image 2/2: 100%|" in err
+        assert "<00:00" in err  # elapsed<remaining: the ETA
+
+
 def test_cli_user_errors(tmp_path, capsys):
     rc = main(["evaluate-explanations", "--run", str(tmp_path / "nope"), "--output",
                str(tmp_path / "o")])

@@ -73,6 +73,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "it natively (default: %(default)s)")
     p.add_argument("--device", default="auto", metavar="DEV",
                    help="auto (CUDA if available), cpu, cuda or cuda:N (default: %(default)s)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (also with -q)")
     p.set_defaults(func=run)
 
 
@@ -107,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
         checkpoint, split_file, output = args.checkpoint, None, args.output
     result, paths = ff.evaluate_explanation_files(
         checkpoint, args.data, output, split_file=split_file, n_images=args.n_images,
-        settings=settings, progress=None if not args.quiet else False,
+        settings=settings, progress=not (args.quiet or args.no_progress),
         device=resolve_device(args.device))
     print(ff.format_table(result))
     print(f"wrote {paths['json']}, {paths['csv'].name}, {paths['png'].name}")

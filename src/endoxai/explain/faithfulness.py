@@ -39,11 +39,14 @@ import numpy as np
 import torch
 from torch import nn
 from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from endoxai.config import PRECISIONS
 from endoxai.explain.localisation import pointing_game, relevance_mass_accuracy
 from endoxai.explain.methods import (
     IG_STEPS,
+    INTEGRATED_GRADIENTS,
+    LRP_PREFIX,
     RANDOM,
     check_methods,
     first_parameter,
@@ -63,12 +66,21 @@ from endoxai.explain.perturbation import (
     patch_size_for,
     perturbation_curves,
     perturbation_order,
+    perturbation_passes,
     pixel_ranks,
     random_order,
     step_counts,
 )
 
 logger = logging.getLogger(__name__)
+
+# Rough cost of one map in forward passes of one image (a backward pass costs about two; LRP's
+# modified backward about four). Only the progress bar's ETA uses them: measured once on a CPU
+# against a batched forward, they need not be exact.
+_LRP_PASSES = 5
+_GRADIENT_PASSES = 2
+_IG_PASSES_PER_STEP = 1.5
+_BAR = "{desc}{percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}"
 
 
 @dataclass(frozen=True)
@@ -88,7 +100,8 @@ class FaithfulnessSettings:
     def __post_init__(self) -> None:
         check_methods(self.methods)
         if self.baseline not in BASELINES:
-            raise ValueError(f"baseline must be one of {', '.join(BASELINES)}; got {self.baseline!r}")
+            raise ValueError(f"baseline must be one of {', '.join(BASELINES)}; "
+                             f"got {self.baseline!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be fp32, bf16 or auto; got {self.precision!r}")
         for name in ("steps", "ig_steps", "batch_size"):
@@ -183,7 +196,7 @@ def evaluate_faithfulness(
     W) scores; ``images`` (N, C, H, W) in its input space ([-1, 1] for ``Generator``); ``masks``
     (N, H, W) bool ground truth for the localisation scores (None: those are NaN); ``names`` for
     the records (default ``image0`` ...). Images whose prediction is empty are skipped and listed
-    in ``result.skipped``. ``progress``: a tqdm bar over images (None: only on a terminal).
+    in ``result.skipped``. ``progress``: a tqdm bar with an ETA (None: only on a terminal).
     """
     if model.training:
         raise ValueError("put the model in eval mode (model.eval()): dropout and batch statistics "
@@ -199,23 +212,46 @@ def evaluate_faithfulness(
                 "image_size": [h, w], "patches": rows * cols, "counts": counts}
     result = FaithfulnessResult(recorded, [c / (rows * cols) for c in counts])
     ref = first_parameter(model)
-    with tqdm(total=n, unit="image", desc="faithfulness", disable=None if progress is None
-              else not progress) as bar:
+    per_image = _passes_per_image(settings, counts)
+    # Counted in passes, shown as a percentage: the ETA is good from the first image on. No
+    # smoothing: the ETA from the average rate, as the maps and the perturbation differ in speed.
+    with logging_redirect_tqdm(), tqdm(
+        total=n * per_image, smoothing=0, disable=None if progress is None else not progress,
+        desc="faithfulness", bar_format=_BAR,
+    ) as bar:
         for i in range(n):
+            bar.set_description(f"faithfulness, image {i + 1}/{n}", refresh=False)
             x = images[i:i + 1].to(ref.device, ref.dtype)
             with torch.no_grad():  # not inference_mode: the target takes part in autograd later
                 target = model_logits(model)(x) > 0
             if not target.any():
                 logger.warning("%s: empty prediction, nothing to explain; skipped", names[i])
                 result.skipped.append({"name": names[i], "reason": "empty prediction"})
-                bar.update()
-                continue
-            gen = torch.Generator().manual_seed(settings.seed * 1_000_003 + i)
-            mask = None if masks is None else masks[i:i + 1].cpu()
-            result.images.append(_evaluate_image(model, x, target, mask, names[i], patch, counts,
-                                                 settings, gen, bar))
-            bar.update()
+            else:
+                gen = torch.Generator().manual_seed(settings.seed * 1_000_003 + i)
+                mask = None if masks is None else masks[i:i + 1].cpu()
+                result.images.append(_evaluate_image(model, x, target, mask, names[i], patch,
+                                                     counts, settings, gen, bar))
+            if not bar.disable:  # a skipped image's share
+                bar.update((i + 1) * per_image - bar.n)
     return result
+
+
+def _map_passes(method: str, ig_steps: int) -> int:
+    if method == RANDOM:
+        return 0
+    if method.startswith(LRP_PREFIX):
+        return _LRP_PASSES
+    if method == INTEGRATED_GRADIENTS:
+        return math.ceil(_IG_PASSES_PER_STEP * ig_steps)
+    return _GRADIENT_PASSES
+
+
+def _passes_per_image(settings: FaithfulnessSettings, counts: Sequence[int]) -> int:
+    maps = [m for m in settings.methods if m != RANDOM]
+    curves = 2 * len(maps) + (RANDOM in settings.methods)
+    return (sum(_map_passes(m, settings.ig_steps) for m in maps)
+            + perturbation_passes(curves, counts))
 
 
 def _evaluate_image(model, x, target, mask, name, patch, counts, settings, gen, bar) -> dict:
@@ -224,7 +260,7 @@ def _evaluate_image(model, x, target, mask, name, patch, counts, settings, gen, 
     ranks: dict[tuple[str, str], torch.Tensor] = {}
     records: dict[str, dict[str, Any]] = {}
     for method in settings.methods:
-        bar.set_postfix_str(method)
+        bar.set_postfix_str(f"{name}: {method}")
         record: dict[str, Any] = {"mass_accuracy": math.nan, "pointing_game": math.nan}
         if method == RANDOM:
             order = random_order(n_patches, gen)
@@ -234,6 +270,7 @@ def _evaluate_image(model, x, target, mask, name, patch, counts, settings, gen, 
             t0 = time.perf_counter()
             maps = relevance_maps(model, x, target, method, settings.ig_steps, settings.batch_size)
             record["seconds"] = time.perf_counter() - t0
+            bar.update(_map_passes(method, settings.ig_steps))
             scores = patch_relevance(maps, patch)
             for order in ORDERS:
                 ranks[(method, order)] = pixel_ranks(perturbation_order(scores, order)[0], h, w,
@@ -244,10 +281,11 @@ def _evaluate_image(model, x, target, mask, name, patch, counts, settings, gen, 
         records[method] = record
     # The random order is one curve, shown under both orders: perturb it once.
     unique = {key: r for key, r in ranks.items() if not (key[0] == RANDOM and key[1] == "lerf")}
-    bar.set_postfix_str("perturbation")
+    bar.set_postfix_str(f"{name}: perturbation")
     baseline = baseline_images(x.detach().cpu().float(), settings.baseline, patch, gen)
     curves = perturbation_curves(model, x, target, {f"{m}|{o}": r for (m, o), r in unique.items()},
-                                 counts, baseline, settings.batch_size, settings.precision)
+                                 counts, baseline, settings.batch_size, settings.precision,
+                                 on_batch=bar.update)
     pixels = int(target.sum())
     for method, record in records.items():
         morf = curves[f"{method}|morf"]

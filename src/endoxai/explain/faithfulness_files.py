@@ -22,6 +22,8 @@ import numpy as np
 import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from endoxai.data import decode_pair
 from endoxai.data.preprocess import to_model_input
@@ -62,7 +64,8 @@ def evaluate_explanation_files(
     ``write_faithfulness`` into ``output_dir``.
 
     Returns the result and the written paths. Unreadable pairs are logged and skipped. UserError
-    for a bad checkpoint, dataset or setting.
+    for a bad checkpoint, dataset or setting. ``progress``: tqdm bars while the images are chosen
+    and evaluated (None: only on a terminal).
     """
     if n_images < 1:
         raise UserError(f"--n-images must be >= 1; got {n_images}")
@@ -71,23 +74,29 @@ def evaluate_explanation_files(
     size = config.data.image_size
     index, ids = validation_set(data, split_file)
     images, masks, names, skipped = [], [], [], []
-    for stem in ids:
-        if len(names) == n_images:
-            break
-        try:
-            image, mask = decode_pair(index, stem, size)
-        except ItemError as err:
-            logger.error("skipped: %s", err)
-            skipped.append({"name": stem, "reason": str(err)})
-            continue
-        x = to_model_input(torch.from_numpy(image).permute(2, 0, 1)[None])
-        with torch.inference_mode():
-            if not (model.logits(x.to(device)) > 0).any():
-                skipped.append({"name": stem, "reason": "empty prediction"})
+    with logging_redirect_tqdm(), tqdm(
+        total=n_images, desc="choosing images", unit="image",
+        disable=None if progress is None else not progress,
+    ) as bar:
+        for stem in ids:
+            if len(names) == n_images:
+                break
+            try:
+                image, mask = decode_pair(index, stem, size)
+            except ItemError as err:
+                logger.error("skipped: %s", err)
+                skipped.append({"name": stem, "reason": str(err)})
                 continue
-        images.append(x)
-        masks.append(torch.from_numpy(mask))
-        names.append(stem)
+            x = to_model_input(torch.from_numpy(image).permute(2, 0, 1)[None])
+            with torch.inference_mode():
+                if not (model.logits(x.to(device)) > 0).any():
+                    skipped.append({"name": stem, "reason": "empty prediction"})
+                    bar.set_postfix_str(f"{len(skipped)} skipped")
+                    continue
+            images.append(x)
+            masks.append(torch.from_numpy(mask))
+            names.append(stem)
+            bar.update()
     if not names:
         raise UserError(f"none of the {len(ids)} validation images of {index.where} has a "
                         "non-empty prediction: nothing to explain")

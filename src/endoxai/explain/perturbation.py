@@ -31,7 +31,7 @@ with native bf16, under bf16 autocast (``precision="auto"``).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -146,6 +146,7 @@ def perturbation_curves(
     baseline: torch.Tensor,
     batch_size: int = 8,
     precision: str = "fp32",
+    on_batch: Callable[[int], None] | None = None,
 ) -> dict[str, np.ndarray]:
     """Explained score after each step of each patch order, for one image.
 
@@ -154,6 +155,7 @@ def perturbation_curves(
     perturbed patches per step (``step_counts``). Returns curve name -> (K+1,) float64 ``f_k``;
     ``f_0`` (nothing perturbed) is computed once and shared. Every perturbed copy of the image runs
     through the model in batches of ``batch_size``; ``precision`` "fp32" | "bf16" | "auto".
+    ``on_batch(n)`` is called after each batch of ``n`` copies (``perturbation_passes`` in all).
     """
     ref = first_parameter(model)
     device = ref.device
@@ -175,9 +177,17 @@ def perturbation_curves(
             logits = forward(batch).double()
         values = target_score(logits, target.expand(len(chunk), *target.shape[1:]))
         scores.update(zip(chunk, values.tolist()))
+        if on_batch is not None:
+            on_batch(len(chunk))
     f0 = scores[(None, 0)]
     return {name: np.array([f0] + [scores[(name, k)] for k in range(1, len(counts))])
             for name in ranks}
+
+
+def perturbation_passes(n_curves: int, counts: Sequence[int]) -> int:
+    """Images ``perturbation_curves`` runs through the model for ``n_curves`` orders: the
+    unperturbed image once, then every order at every step after the first."""
+    return 1 + n_curves * (len(counts) - 1)
 
 
 def aopc(curve: np.ndarray | Sequence[float]) -> float:
