@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from endoxai.cli.model_args import add_model_arguments, model_path
 from endoxai.config import INFERENCE_PRECISIONS
 from endoxai.predict import UPSAMPLING
 
@@ -16,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "each image's original size, written as <output>/<stem>.png. Unreadable files are "
         "reported and skipped; the exit code is 1 if any failed.",
     )
-    p.add_argument("--checkpoint", required=True, help="a best.pt / last.pt from endoxai train")
+    add_model_arguments(p)
     p.add_argument("--input", required=True, help="an image file or a folder of images")
     p.add_argument("--output", required=True, help="folder for the masks (created)")
     p.add_argument("--batch-size", type=int, default=8)
@@ -44,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     from endoxai.data.splits import read_id_file
     from endoxai.predict import predict_files
 
-    summary = predict_files(args.checkpoint, args.input, args.output, args.batch_size,
+    summary = predict_files(model_path(args), args.input, args.output, args.batch_size,
                             args.upsampling, args.precision, args.device, not args.no_progress,
                             args.tta, read_id_file(args.ids) if args.ids else None,
                             args.trained_weights)

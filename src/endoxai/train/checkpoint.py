@@ -132,19 +132,34 @@ def config_of(ckpt: dict[str, Any], path: str | Path = "checkpoint") -> Config:
 
 def load_generator(path: str | Path, map_location: str | torch.device = "cpu",
                    trained: bool = False) -> tuple[Generator, Config]:
-    """Rebuild the generator from a checkpoint alone; returned in eval mode. ``trained``: the
-    trained weights (``generator_train``) of a run that kept a moving average, instead of the
-    average; UserError for a checkpoint without them."""
+    """Rebuild the generator from a checkpoint alone (its config gives the architecture, e.g.
+    ``model.width``); returned in eval mode. A ``.safetensors`` path is a shipped model
+    (``endoxai.weights.bundle``, SHA-256 checked). ``trained``: the trained weights
+    (``generator_train``) of a run that kept a moving average, instead of the average;
+    UserError for a checkpoint without them."""
+    if Path(path).suffix == ".safetensors":
+        from endoxai.weights.bundle import read_bundle
+
+        if trained:
+            raise UserError(f"{path}: a shipped model holds one set of weights; "
+                            "--trained-weights needs a training checkpoint")
+        state, cfg, _ = read_bundle(path)
+        return generator_from_state(state, cfg, path).to(map_location).eval(), cfg
     ckpt = load_checkpoint(path, map_location)
     cfg = config_of(ckpt, path)
     key = "generator_train" if trained else "generator"
     if trained and key not in ckpt:
         raise UserError(f"{path}: no separate trained weights: its run kept no moving average "
                         "(train.ema_decay = 0), so its generator is the trained weights")
+    return generator_from_state(ckpt[key], cfg, path).to(map_location).eval(), cfg
+
+
+def generator_from_state(state: Any, cfg: Config, path: str | Path = "checkpoint") -> Generator:
+    """The generator that ``cfg.model`` describes, holding ``state``; UserError on a mismatch."""
     g = build_models(cfg.model)[0]
     try:
-        g.load_state_dict(ckpt[key])
+        g.load_state_dict(state)
     except (RuntimeError, TypeError, AttributeError, KeyError, ValueError) as err:
         raise UserError(f"{path}: generator weights do not match its config: "
                         f"{_first_line(err)}") from err
-    return g.to(map_location).eval(), cfg
+    return g
