@@ -1,4 +1,4 @@
-"""The shipped format: safetensors + sidecar written from a checkpoint, read back, SHA-256 checked."""
+"""The shipped format: safetensors + sidecar from a checkpoint, read back, SHA-256 checked."""
 
 from __future__ import annotations
 

@@ -128,6 +128,32 @@ def test_explain_without_checkpoint_uses_the_bundled_model(bundled, image, tmp_p
     assert (out / "case_explanation.png").is_file() and (out / "case.npz").is_file()
 
 
+def test_evaluate_explanations_without_checkpoint_uses_the_bundled_model(bundled, pair_folder,
+                                                                         tmp_path):
+    out = tmp_path / "faith"
+    rc = main(["-q", "evaluate-explanations", "--data", str(pair_folder), "--output", str(out),
+               "--n-images", "1", "--methods", "random,gradient", "--steps", "2",
+               "--precision", "fp32", "--device", "cpu"])
+    assert rc == 0
+    assert json.loads((out / "faithfulness.json").read_text())["settings"]["checkpoint"] == str(
+        bundled)
+
+
+def test_report_without_run_shows_the_bundled_model_at_its_width(bundled, pair_folder, tmp_path,
+                                                                  capsys):
+    out = tmp_path / "report"
+    rc = main(["-q", "report", "--data", str(pair_folder), "--output", str(out),
+               "--max-images", "1", "--batch-size", "2", "--precision", "fp32"])
+    assert rc == 0, capsys.readouterr().err
+    html = (out / "index.html").read_text()
+    assert str(bundled.resolve()) in html and "from the dataset&#x27;s validation list" in html
+    assert "No <code>history.csv</code>" in html
+    # the layer panels name each block's channels: width 8 gives 8 at down1, 64 at the bottleneck
+    assert "down1 8×128×128" in html and "down8 64×1×1" in html and "up6 16×64×64" in html
+    rc = main(["-q", "report", "--output", str(tmp_path / "r2")])
+    assert rc == 2 and "needs a model and --data" in capsys.readouterr().err
+
+
 def test_the_installed_bundle_matches_its_sidecar():
     """The model committed into the package: its hash, size budget and config."""
     weights = WEIGHTS_DIR / "polyp.safetensors"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from endoxai.cli.model_args import add_model_arguments, model_path
+
 DESCRIPTION = """\
 Measure whether explanations tell the truth (Samek et al. 2017 region perturbation). On each
 validation image the explained score is the sum of the logits over the predicted mask; the
@@ -19,8 +21,9 @@ Methods: every LRP composite (lrp:NAME), gradient (L2 norm over RGB), gradient-x
 integrated-gradients (black baseline = -1 in model input space) and random order.
 
 Images: with --run, RUN/best.pt and the 'val' ids of RUN/split.json (dataset from --data or the
-path recorded in split.json); with --checkpoint, the validation list of --data (all pairs if it
-has none). The first N ids (sorted) with a non-empty prediction are used.
+path recorded in split.json); with --checkpoint or --model (or neither: the bundled model), the
+validation list of --data (all pairs if it has none). The first N ids (sorted) with a non-empty
+prediction are used.
 
 Writes into OUTPUT (default RUN/faithfulness, where `endoxai report` finds it):
 faithfulness.json, faithfulness_per_image.csv, faithfulness_curves.png; prints a table.
@@ -39,10 +42,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    source = p.add_mutually_exclusive_group(required=True)
+    source = p.add_mutually_exclusive_group()
     source.add_argument("--run", type=Path, metavar="RUN",
                         help="a training run folder (uses best.pt and split.json)")
-    source.add_argument("--checkpoint", type=Path, metavar="C", help="a generator checkpoint")
+    add_model_arguments(source)
     p.add_argument("--data", type=Path, metavar="D",
                    help="dataset folder or archive (default with --run: the one in split.json)")
     p.add_argument("--output", type=Path, metavar="DIR",
@@ -101,11 +104,12 @@ def run(args: argparse.Namespace) -> int:
         checkpoint, split_file = args.run / "best.pt", args.run / "split.json"
         output = args.output or args.run / "faithfulness"
     else:
+        given = "--checkpoint" if args.checkpoint is not None else "the bundled model (no --run)"
         if args.data is None:
-            raise UserError("--checkpoint needs --data (the dataset to evaluate on)")
+            raise UserError(f"{given} needs --data (the dataset to evaluate on)")
         if args.output is None:
-            raise UserError("--checkpoint needs --output (where to write the results)")
-        checkpoint, split_file, output = args.checkpoint, None, args.output
+            raise UserError(f"{given} needs --output (where to write the results)")
+        checkpoint, split_file, output = model_path(args), None, args.output
     result, paths = ff.evaluate_explanation_files(
         checkpoint, args.data, output, split_file=split_file, n_images=args.n_images,
         settings=settings, progress=not (args.quiet or args.no_progress),

@@ -47,8 +47,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=("onnx", "safetensors"), default="onnx",
                    help="onnx (default) or safetensors")
     p.add_argument("--output", required=True,
-                   help="onnx: the .onnx file to write; safetensors: the folder for NAME.safetensors "
-                   "and NAME.json (files replaced atomically)")
+                   help="onnx: the .onnx file to write; safetensors: the folder for "
+                   "NAME.safetensors and NAME.json (files replaced atomically)")
     p.add_argument("--name", default="polyp",
                    help="safetensors: the files' stem (default: polyp, the bundled model's name)")
     p.add_argument("--dtype", choices=("fp16", "bf16"), default="fp16",

@@ -19,5 +19,5 @@ def add_model_arguments(p: argparse.ArgumentParser | argparse._ActionsContainer)
 
 
 def model_path(args: argparse.Namespace) -> Path:
-    """The file the parsed ``--checkpoint`` / ``--model`` name (``endoxai.weights.resolve_model``)."""
+    """The model file that ``--checkpoint`` / ``--model`` name (``weights.resolve_model``)."""
     return resolve_model(args.checkpoint, args.model)

@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from endoxai.cli.model_args import add_model_arguments, model_path
+
 DESCRIPTION = """\
 Build a self-contained static HTML report of a training run: OUTPUT/index.html plus its images
 in OUTPUT/img/ (no server, no network, no JavaScript; open it in any browser).
 
-It predicts the validation images of RUN/split.json with RUN/best.pt and shows
+It predicts the validation images of RUN/split.json with RUN/best.pt (without --run: those of
+--data's validation list with --checkpoint, --model or the bundled model) and shows
 - the MedAI metrics (per-image mean) and pooled metrics next to the paper's Table 2;
 - training curves from RUN/history.csv (generator and discriminator losses, validation scores);
 - a gallery of the validation images sorted worst Dice first: image, ground truth, prediction
@@ -29,12 +32,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--run", type=Path, required=True, metavar="RUN",
-                   help="training run folder (best.pt, history.csv, split.json)")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--run", type=Path, metavar="RUN",
+                        help="training run folder (best.pt, history.csv, split.json)")
+    add_model_arguments(source)
     p.add_argument("--output", type=Path, required=True, metavar="DIR",
                    help="folder for index.html and its images")
     p.add_argument("--data", type=Path, metavar="D",
-                   help="dataset folder or archive (default: the one recorded in split.json)")
+                   help="dataset folder or archive (default with --run: the one recorded in "
+                   "split.json; needed without --run)")
     p.add_argument("--max-images", type=int, default=24, metavar="N",
                    help="gallery size: the N validation images with the lowest Dice "
                         "(default: %(default)s)")
@@ -53,8 +59,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from endoxai.report import build_report
 
+    checkpoint = model_path(args) if args.run is None else None
     report = build_report(
-        args.run, args.output, data=args.data, max_images=args.max_images,
+        args.run, args.output, data=args.data, checkpoint=checkpoint, max_images=args.max_images,
         faithfulness=args.faithfulness, composite=args.composite, batch_size=args.batch_size,
         progress=None if not args.quiet else False, precision=args.precision,
     )

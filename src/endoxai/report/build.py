@@ -2,7 +2,8 @@
 
 What the report computes itself (nothing is taken from files other tools may have left behind):
 
-- predictions of ``RUN/best.pt`` on the ``val`` ids of ``RUN/split.json``, images resized to the
+- predictions of ``RUN/best.pt`` on the ``val`` ids of ``RUN/split.json`` (without a run folder:
+  of a given model, e.g. the bundled one, on the dataset's validation list), images resized to the
   checkpoint's size; mask = logit > 0, bilinearly upsampled to each image's original size
   (exactly what ``endoxai predict`` writes);
 - scores at the original resolution with the MedAI 2021 protocol (``endoxai.metrics``): per-image
@@ -96,9 +97,12 @@ def build_report(
     batch_size: int = 4,
     progress: bool | None = None,
     precision: str = "auto",
+    checkpoint: str | Path | None = None,
 ) -> ReportSummary:
     """Write ``output_dir/index.html`` and its images in ``output_dir/img/`` for the run in
-    ``run_dir`` (``best.pt``, ``split.json``, ``history.csv``; see the module docstring).
+    ``run_dir`` (``best.pt``, ``split.json``, ``history.csv``; see the module docstring), or,
+    with ``run_dir`` None, for the model in ``checkpoint`` (a file ``load_generator`` reads, e.g.
+    ``endoxai.weights.resolve_model()``) on the validation list of ``data``, without curves.
 
     ``data``: the dataset (default: the path recorded in ``split.json``). ``max_images``: gallery
     size, the validation images with the lowest Dice first (0: no gallery). ``faithfulness``: a
@@ -109,19 +113,26 @@ def build_report(
     UserError for a missing run file, dataset or faithfulness file, an unknown composite or a bad
     number.
     """
-    run_dir, out = Path(run_dir), Path(output_dir)
-    if not run_dir.is_dir():
-        raise UserError(f"run folder not found: {run_dir}")
-    split_file = run_dir / SPLIT_FILE
-    if not split_file.is_file():
-        raise UserError(f"{split_file} not found: the report scores the run's validation split")
+    out, split_file = Path(output_dir), None
+    if run_dir is not None:
+        run_dir = Path(run_dir)
+        if not run_dir.is_dir():
+            raise UserError(f"run folder not found: {run_dir}")
+        split_file = run_dir / SPLIT_FILE
+        if not split_file.is_file():
+            raise UserError(f"{split_file} not found: the report scores the run's validation "
+                            "split")
+        checkpoint = run_dir / "best.pt"
+    elif checkpoint is None or data is None:
+        raise UserError("without a run folder the report needs a model and --data (the dataset "
+                        "whose validation images it scores)")
     if max_images < 0 or batch_size < 1:
         raise UserError("--max-images must be >= 0 and --batch-size >= 1")
     if composite not in COMPOSITES:
         raise UserError(f"unknown composite {composite!r}; choose from {', '.join(COMPOSITES)}")
     faith_file = faithfulness_file(run_dir, faithfulness)
     faith = read_faithfulness(faith_file) if faith_file is not None else None
-    model, config = load_generator(run_dir / "best.pt")
+    model, config = load_generator(checkpoint)
     size = config.data.image_size
     index, ids = validation_set(data, split_file)
     arrays = load_arrays(index, ids, size, progress=progress is not False)
@@ -141,12 +152,13 @@ def build_report(
         raise UserError(f"cannot create {img_dir}: {err.strerror or err}") from err
     gallery = _gallery(model, arrays, logits, order[:max_images], per_image, composite,
                        batch_size, img_dir, progress)
-    history = read_history(run_dir / HISTORY_FILE)
+    history = read_history(run_dir / HISTORY_FILE) if run_dir is not None else []
     truth_share = arrays.masks.flatten(1).float().mean(1).numpy()
     pred_share = (logits > 0).flatten(1).float().mean(1).numpy()
 
     sections = [
-        _header(run_dir, index, config, history, len(arrays.stems), arrays.failures, composite),
+        _header(run_dir, Path(checkpoint), index, config, history, len(arrays.stems),
+                arrays.failures, composite),
         _metrics_section(metrics, index.layout),
         _curves_section(history, config, img_dir),
         _gallery_section(gallery, len(arrays.stems), composite),
@@ -155,12 +167,13 @@ def build_report(
         _faithfulness_section(faith, faith_file, img_dir),
     ]
     path = out / PAGE_NAME
-    atomic_write_text(path, page(f"endoxai report — {run_dir.resolve().name}", sections))
+    title = _title(run_dir, Path(checkpoint))
+    atomic_write_text(path, page(f"endoxai report — {title}", sections))
     return ReportSummary(path, len(arrays.stems), len(gallery), metrics, arrays.failures,
                          faith_file)
 
 
-def faithfulness_file(run_dir: Path, given: str | Path | None) -> Path | None:
+def faithfulness_file(run_dir: Path | None, given: str | Path | None) -> Path | None:
     """The faithfulness.json to show: ``given`` (a file or folder; UserError if missing), else
     ``run_dir/faithfulness/faithfulness.json`` when it exists, else None."""
     if given is not None:
@@ -169,6 +182,8 @@ def faithfulness_file(run_dir: Path, given: str | Path | None) -> Path | None:
         if not path.is_file():
             raise UserError(f"faithfulness results not found: {path}")
         return path
+    if run_dir is None:
+        return None
     default = run_dir / "faithfulness" / JSON_NAME
     return default if default.is_file() else None
 
@@ -262,15 +277,24 @@ def _gallery_item(rank, i, j, arrays, logits, exp, per_image, img_dir) -> Galler
 
 # ---------------------------------------------------------------- sections
 
-def _header(run_dir, index, config, history, n_images, failures, composite) -> str:
+def _title(run_dir: Path | None, checkpoint: Path) -> str:
+    return run_dir.resolve().name if run_dir is not None else checkpoint.name
+
+
+def _header(run_dir, checkpoint, index, config, history, n_images, failures, composite) -> str:
     best = best_epoch(history)
     trained = f"{len(history)} of {config.train.epochs} epochs in history.csv" if history else \
         "no history.csv"
+    if run_dir is None:
+        source = [("model", str(checkpoint.resolve()))]
+    else:
+        source = [("run", str(run_dir.resolve())),
+                  ("checkpoint", f"best.pt (epoch {best}, the highest validation Dice; {trained})"
+                   if best is not None else f"best.pt ({trained})")]
+    listed = "split.json" if run_dir is not None else "the dataset's validation list"
     facts = [
-        ("run", str(run_dir.resolve())),
-        ("checkpoint", f"best.pt (epoch {best}, the highest validation Dice; {trained})"
-         if best is not None else f"best.pt ({trained})"),
-        ("data", f"{index.where} ({index.layout}); {n_images} validation images from split.json"
+        *source,
+        ("data", f"{index.where} ({index.layout}); {n_images} validation images from {listed}"
          + (f", {len(failures)} unreadable and skipped" if failures else "")),
         ("model input", f"{config.data.image_size}×{config.data.image_size}, mask = logit > 0"),
         ("explanations", f"LRP composite {composite}, target = predicted mask, start = logits"),
@@ -280,7 +304,7 @@ def _header(run_dir, index, config, history, n_images, failures, composite) -> s
     skipped = ""
     if failures:
         skipped = "<p class=\"bad\">Skipped: " + "; ".join(esc(f) for f in failures) + "</p>"
-    return (f"<h1>endoxai report — {esc(run_dir.resolve().name)}</h1>"
+    return (f"<h1>endoxai report — {esc(_title(run_dir, checkpoint))}</h1>"
             "<p class=\"sub\">Segmentation with a pix2pix GAN, explained with layer-wise relevance "
             "propagation. Static page: no server, no network.</p>"
             + table(["", ""], rows, table_id="table-run", text_columns=(0, 1)) + skipped

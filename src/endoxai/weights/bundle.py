@@ -59,7 +59,7 @@ def write_bundle(
     dtype: str = "fp16",
     provenance: Mapping[str, Any] | None = None,
 ) -> Path:
-    """Write ``output_dir/name.safetensors`` and its sidecar ``name.json``; returns the weights path.
+    """Write ``output_dir/name.safetensors`` and its sidecar ``name.json``; returns the former.
 
     ``state``: a generator's state dict (float32). Kernels (tensors of 2 or more dimensions, ~all
     of the bytes) are stored in ``dtype``; 1-D tensors stay float32 because BatchNorm's running
