@@ -1,7 +1,14 @@
-"""Shared fixtures: the real data folder (skipped when absent) and tiny synthetic datasets."""
+"""Shared fixtures: the real data folder (skipped when absent) and tiny synthetic datasets.
+
+The data folder is the one place tests find real data: ``$ENDOXAI_DATA`` when set, else
+``../shared/data`` beside the repository. It holds ``kvasir-seg/`` (images, masks, train.txt,
+val.txt) and ``kvasir-instrument/``; a test that needs one asks for its fixture and is skipped,
+with the path in the reason, when it is absent.
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -9,15 +16,32 @@ import pytest
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
+DATA = Path(os.environ.get("ENDOXAI_DATA") or REPO.parent / "shared" / "data")
 
 
-@pytest.fixture
-def kvasir_seg() -> Path:
-    path = SHARED_DATA / "kvasir-seg"
-    if not (path / "images").is_dir():
-        pytest.skip("real Kvasir-SEG not found at ../shared/data/kvasir-seg")
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The data folder ($ENDOXAI_DATA, else ../shared/data); it may lack any dataset."""
+    return DATA
+
+
+def _dataset(name: str, needs: str) -> Path:
+    path = DATA / name
+    if not (path / needs).is_dir():
+        pytest.skip(f"{name} not found at {path} (set ENDOXAI_DATA to the folder holding it)")
     return path
+
+
+@pytest.fixture(scope="session")
+def kvasir_seg() -> Path:
+    """Kvasir-SEG: images/, masks/, train.txt, val.txt (the Medico 2020 880/120 split)."""
+    return _dataset("kvasir-seg", "images")
+
+
+@pytest.fixture(scope="session")
+def kvasir_instrument() -> Path:
+    """Kvasir-Instrument as on these machines: masks/, train.txt, test.txt (no images)."""
+    return _dataset("kvasir-instrument", "masks")
 
 
 def make_pair_folder(root: Path, n: int = 6, size: tuple[int, int] = (70, 90), seed: int = 0) -> Path:

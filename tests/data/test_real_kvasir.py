@@ -1,6 +1,4 @@
-"""The real datasets in ../shared/data (skipped when absent)."""
-
-from pathlib import Path
+"""The real datasets in the data folder (tests/conftest.py; skipped when absent)."""
 
 import pytest
 import torch
@@ -8,19 +6,13 @@ import torch
 from endoxai.data import find_dataset, load_arrays, resolve_split
 from endoxai.errors import UserError
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
-KVASIR_SEG = SHARED_DATA / "kvasir-seg"
-KVASIR_INSTRUMENT = SHARED_DATA / "kvasir-instrument"
-
-
-@pytest.mark.skipif(not (KVASIR_SEG / "images").is_dir(), reason="no ../shared/data/kvasir-seg")
-def test_real_kvasir_seg_layout_official_split_and_decoding(tmp_path):
-    index = find_dataset(KVASIR_SEG)
+def test_real_kvasir_seg_layout_official_split_and_decoding(kvasir_seg, tmp_path):
+    index = find_dataset(kvasir_seg)
     assert index.layout == "kvasir-seg"
     assert len(index.stems) == 1000 and index.unpaired == []
     split = resolve_split(index, val_fraction=0.5, seed=7, run_dir=tmp_path)
     assert len(split["train"]) == 880 and len(split["val"]) == 120  # the Medico 2020 lists
-    listed = (KVASIR_SEG / "val.txt").read_text().split()
+    listed = (kvasir_seg / "val.txt").read_text().split()
     assert split["val"] == sorted(listed)
     stems = split["val"][:3]
     arrays = load_arrays(index, stems, 256, progress=False)
@@ -32,8 +24,6 @@ def test_real_kvasir_seg_layout_official_split_and_decoding(tmp_path):
     assert arrays.images.float().std() > 10  # real pictures, not blank
 
 
-@pytest.mark.skipif(not (KVASIR_INSTRUMENT / "masks").is_dir(),
-                    reason="no ../shared/data/kvasir-instrument")
-def test_real_kvasir_instrument_masks_only_folder_is_a_clear_error():
+def test_real_kvasir_instrument_masks_only_folder_is_a_clear_error(kvasir_instrument):
     with pytest.raises(UserError, match="590 mask.*no image folder.*images.tar.gz"):
-        find_dataset(KVASIR_INSTRUMENT)
+        find_dataset(kvasir_instrument)
