@@ -20,18 +20,6 @@ from endoxai.report.history import best_epoch, read_history, training_curves_fig
 # parameter generator (about 10 s once).
 slow = pytest.mark.slow
 
-# Must agree with tests/report/conftest.py (checked in test_fixture_constants).
-VAL = ["case2", "case3", "case4", "case5"]
-GALLERY = 3
-FAITH_METHODS = ("lrp:epsilon-gamma-box", "gradient", "random")
-
-
-@slow
-def test_fixture_constants(tiny_run):
-    assert (tiny_run.val, tiny_run.gallery, tiny_run.faith_methods) == (VAL, GALLERY,
-                                                                        FAITH_METHODS)
-
-
 class PageParser(HTMLParser):
     """Collects img sources, table rows per table id, gallery card ids, links and scripts."""
 
@@ -99,37 +87,39 @@ def test_page_is_self_contained(built_report, parsed):
 
 
 @slow
-def test_tables_have_the_expected_rows(parsed):
+def test_tables_have_the_expected_rows(built_report, parsed):
+    val = built_report.run.val  # the run's validation ids, as the fixture wrote them
     metrics = parsed.rows["table-metrics"]
     assert [row[0] for row in metrics] == [
-        f"this run — MedAI protocol, mean of {len(VAL)} images",
+        f"this run — MedAI protocol, mean of {len(val)} images",
         "this run — pooled over all pixels",
         "paper, Table 2 — polyp (MedAI test set)",
         "paper, Table 2 — instrument (MedAI test set)"]
     assert metrics[2][1:] == ["0.84", "0.46", "0.56", "0.64", "0.59"]
     assert metrics[3][1:] == ["0.96", "0.70", "0.80", "0.80", "0.80"]
     per_image = parsed.rows["table-per-image"]
-    assert len(per_image) == len(VAL) and sorted(r[1] for r in per_image) == sorted(VAL)
+    assert len(per_image) == len(val) and sorted(r[1] for r in per_image) == sorted(val)
     dice = [float(r[2]) for r in per_image]
     assert dice == sorted(dice)  # worst first
-    assert [r[0] for r in parsed.rows["table-faithfulness"]] == list(FAITH_METHODS)
+    assert [r[0] for r in parsed.rows["table-faithfulness"]] == list(built_report.run.faith_methods)
 
 
 @slow
 def test_gallery_is_the_worst_images_with_all_panels(built_report, parsed):
-    assert parsed.cards == [f"g{k:03d}" for k in range(1, GALLERY + 1)]
+    gallery = built_report.run.gallery  # the --max-images the report was built with
+    assert parsed.cards == [f"g{k:03d}" for k in range(1, gallery + 1)]
     per_image = parsed.rows["table-per-image"]
     # the gallery shows the first rows of the worst-first table, and links to them
-    for k, row in enumerate(per_image[:GALLERY], start=1):
+    for k, row in enumerate(per_image[:gallery], start=1):
         assert f"#g{k:03d}" in parsed.links
     html = (built_report.out / "index.html").read_text(encoding="utf-8")
-    for stem in (r[1] for r in per_image[:GALLERY]):
+    for stem in (r[1] for r in per_image[:gallery]):
         assert f"<code>{stem}</code>" in html
     layer_images = [s for s in parsed.images if "_layer_" in s]
-    assert len(layer_images) == GALLERY * 16
-    assert len([s for s in parsed.images if s.endswith("_prediction.png")]) == GALLERY
-    assert built_report.summary.n_gallery == GALLERY
-    assert built_report.summary.n_images == len(VAL)
+    assert len(layer_images) == gallery * 16
+    assert len([s for s in parsed.images if s.endswith("_prediction.png")]) == gallery
+    assert built_report.summary.n_gallery == gallery
+    assert built_report.summary.n_images == len(built_report.run.val)
 
 
 @slow
@@ -143,7 +133,7 @@ def test_metrics_match_predict_then_evaluate(built_report, tmp_path):
     truth = tmp_path / "val_masks"
     images.mkdir()
     truth.mkdir()
-    for stem in VAL:
+    for stem in built_report.run.val:
         (images / f"{stem}.jpg").write_bytes((data / "images" / f"{stem}.jpg").read_bytes())
         (truth / f"{stem}.png").write_bytes((data / "masks" / f"{stem}.png").read_bytes())
     predict_files(run / "best.pt", images, tmp_path / "pred", device="cpu", progress=False)
@@ -238,5 +228,5 @@ def test_faithfulness_json_in_run_is_picked_up(built_report):
     assert built_report.summary.faithfulness == (
         built_report.run.run / "faithfulness" / "faithfulness.json")
     data = json.loads(built_report.summary.faithfulness.read_text())
-    assert list(data["summary"]) == list(FAITH_METHODS)
+    assert list(data["summary"]) == list(built_report.run.faith_methods)
     assert np.isfinite(data["summary"]["gradient"]["aopc_morf"])
