@@ -226,3 +226,55 @@ def test_ids_restrict_the_scored_stems(folders, tmp_path, capsys):
     assert main(["evaluate", "--pred", str(pred), "--truth", str(truth), "--ids", str(ids)]) == 2
     err = capsys.readouterr().err
     assert "not found in the predictions" in err and ": c" in err
+
+
+def _photo_folder(folder: Path, n: int, size=(60, 80)) -> None:
+    """Colour photograph-like JPEGs: smooth shading plus texture (what --truth IMAGES gives)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:size[0], :size[1]] / max(size)
+    for i in range(n):
+        base = np.stack([150 + 80 * np.sin(3 * xx + i), 90 + 60 * np.cos(4 * yy),
+                         70 + 40 * np.sin(5 * (xx + yy))], axis=-1)
+        image = np.clip(base + rng.normal(0, 12, base.shape), 0, 255).astype(np.uint8)
+        Image.fromarray(image).save(folder / f"case{i}.jpg", quality=90)
+
+
+def test_photographs_as_truth_are_refused_and_force_scores_them(tmp_path, capsys):
+    pred, truth = tmp_path / "pred", tmp_path / "images"
+    _photo_folder(truth, 3)
+    for i in range(3):
+        _save(pred / f"case{i}.png", _block(10, 40, 10, 50, shape=(60, 80)))
+    with pytest.raises(UserError, match=r"3 of 3 truth files are not binary masks, e\.g\. .*"
+                                        r"case0\.jpg: a colour image; its grey values are spread"):
+        evaluate_folders(pred, truth, progress=False)
+    assert main(["evaluate", "--pred", str(pred), "--truth", str(truth)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is --truth a folder of masks?" in err[0] and "--force" in err[0]
+    forced = evaluate_folders(pred, truth, progress=False, force=True)
+    assert forced.summary["medai"]["n_images"] == 3
+    assert main(["evaluate", "--pred", str(pred), "--truth", str(truth), "--force"]) == 0
+
+
+def test_a_soft_prediction_is_refused(folders):
+    pred, truth = folders
+    ramp = np.tile(np.linspace(0, 255, 5), (4, 1)).astype(np.uint8)  # a probability map
+    Image.fromarray(ramp).save(pred / "b.png")
+    with pytest.raises(UserError, match=r"1 of 3 prediction files are not binary masks, e\.g\. "
+                                        r".*b\.png: .*; is --pred a folder of masks\?"):
+        evaluate_folders(pred, truth, progress=False)
+
+
+@pytest.mark.skipif(not KVASIR_MASKS.is_dir(), reason="Kvasir-SEG not found at ../shared/data")
+def test_real_kvasir_images_given_as_truth_are_refused(tmp_path):
+    # The mistake that scored Dice 0.449 instead of 0.183: --truth pointed at images/.
+    images = KVASIR_MASKS.parent / "images"
+    stems = [p.stem for p in sorted(KVASIR_MASKS.glob("*.jpg"))[:6]]
+    for stem in stems:
+        shutil.copy(KVASIR_MASKS / f"{stem}.jpg", tmp_path / f"{stem}.jpg")
+    ids = stems
+    with pytest.raises(UserError, match="6 of 6 truth files are not binary masks"):
+        evaluate_folders(tmp_path, images, progress=False, ids=ids)
+    # the real JPEG masks (noise near 0 and 255) are masks, as truth and as prediction
+    assert evaluate_folders(tmp_path, KVASIR_MASKS, ids=ids, progress=False).summary[
+        "medai"]["dice"] == 1.0

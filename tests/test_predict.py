@@ -3,6 +3,7 @@ import pytest
 import torch
 from PIL import Image
 
+from endoxai.cli import main
 from endoxai.config import Config
 from endoxai.errors import UserError
 from endoxai.models import Generator
@@ -44,7 +45,20 @@ def checkpoint(tmp_path):
     return path
 
 
-def test_predict_files_matches_the_generator(checkpoint, tmp_path):
+@pytest.fixture
+def small_checkpoint(tmp_path):
+    """A width-8 generator (1/64 of Table 1's weights); nothing tells predict its width."""
+    torch.manual_seed(0)
+    path = tmp_path / "g8.pt"
+    atomic_save({"format": FORMAT, "version": VERSION, "generator": Generator(width=8).state_dict(),
+                 "config": Config().override(model={"width": 8}).to_dict()}, path)
+    return path
+
+
+@pytest.mark.parametrize("which", ["checkpoint", "small_checkpoint"])
+def test_predict_files_matches_the_generator(which, request, tmp_path):
+    checkpoint = request.getfixturevalue(which)
+    width = torch.load(checkpoint, weights_only=True)["config"]["model"]["width"]
     folder = tmp_path / "in"
     folder.mkdir()
     rng = np.random.default_rng(0)
@@ -54,7 +68,7 @@ def test_predict_files_matches_the_generator(checkpoint, tmp_path):
                             precision="fp32", progress=False)
     assert not summary.failures and len(summary.written) == 2
     # a 256x256 input needs no resizing: the written mask must be exactly sign(logit) of the model
-    g = Generator()
+    g = Generator(width=width)
     g.load_state_dict(torch.load(checkpoint, weights_only=True)["generator"])
     x = torch.from_numpy(np.array(Image.open(folder / "a.png"))).permute(2, 0, 1)[None]
     with torch.no_grad():
@@ -69,9 +83,43 @@ def test_never_overwrites_an_input(checkpoint, tmp_path):
     folder.mkdir()
     Image.new("RGB", (30, 30), (200, 10, 10)).save(folder / "a.png")
     before = (folder / "a.png").read_bytes()
-    summary = predict_files(checkpoint, folder, folder, device="cpu", progress=False)
+    # one image given as a file may share its folder with the masks, but a.png is its own output
+    summary = predict_files(checkpoint, folder / "a.png", folder, device="cpu", progress=False)
     assert summary.failures and "overwrite" in summary.failures[0]
     assert (folder / "a.png").read_bytes() == before
+
+
+@pytest.mark.parametrize("where", [".", "masks", "masks/deeper", "../in/./masks"])
+def test_an_output_folder_in_the_input_folder_is_refused(checkpoint, tmp_path, where):
+    # A rerun would read the masks written there as new images: masks of masks, snowballing.
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.new("RGB", (30, 30), (200, 10, 10)).save(folder / "a.jpg")
+    with pytest.raises(UserError, match="input folder.*a rerun would read the files written "
+                                        "there as new inputs"):
+        predict_files(checkpoint, folder, folder / where, device="cpu", progress=False)
+    assert sorted(p.name for p in folder.iterdir()) == ["a.jpg"]  # nothing written or created
+
+
+def test_cli_refuses_to_predict_into_the_input_folder(checkpoint, tmp_path, capsys):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.new("RGB", (30, 30), (200, 10, 10)).save(folder / "a.jpg")
+    code = main(["predict", "--checkpoint", str(checkpoint), "--input", str(folder),
+                 "--output", str(folder), "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "is the input folder" in err[0]
+    assert sorted(p.name for p in folder.iterdir()) == ["a.jpg"]
+
+
+def test_a_folder_left_empty_is_removed(checkpoint, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "broken.jpg").write_bytes(b"not a jpeg")
+    out = tmp_path / "new" / "masks"
+    summary = predict_files(checkpoint, folder, out, device="cpu", progress=False)
+    assert len(summary.failures) == 1 and not summary.written
+    assert not (tmp_path / "new").exists()  # both folders this call made, and left empty, are gone
 
 
 def test_missing_input(checkpoint, tmp_path):

@@ -6,6 +6,9 @@ These are errors, each naming the files involved: a stem on one side only (missi
 files with the same stem in one folder (``a.png`` and ``a.jpg``), an unreadable mask, and a
 prediction whose size differs from its truth. Masks are never resized. Masks are decoded with
 ``endoxai.data.io.read_mask``: grey > 127.5 is foreground, or > 0.5 if every value is 0 or 1.
+A file that is not a binary mask (``endoxai.data.masklike``: a photograph, a probability map, a
+colour mask that reads as empty) is an error too, unless ``force`` is given: pointing ``--truth``
+at the images instead of the masks would otherwise give a plausible but meaningless score.
 
 Three protocols are reported (see ``endoxai.metrics`` for exact definitions and 0/0 cases):
 
@@ -48,7 +51,8 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from endoxai.data.io import read_mask
+from endoxai.data.io import binarize_mask, read_image, read_mask_grey
+from endoxai.data.masklike import is_colour, mask_problem
 from endoxai.data.splits import select_ids
 from endoxai.errors import UserError
 from endoxai.fileio import atomic_write_text
@@ -171,12 +175,13 @@ def pair_masks(pred_dir: Path, truth_dir: Path, ids: list[str] | None = None
 
 
 def evaluate_folders(pred_dir: str | Path, truth_dir: str | Path, progress: bool = True,
-                     ids: list[str] | None = None) -> EvaluationResult:
+                     ids: list[str] | None = None, force: bool = False) -> EvaluationResult:
     """Score every predicted mask in ``pred_dir`` against the same-stem mask in ``truth_dir``
     (only the stems in ``ids`` when given, e.g. a split's ``val.txt``).
 
     Raises UserError (before any scoring) when the folders are missing or do not pair up, and,
-    after reading every pair, a single UserError that lists all the unreadable or mismatched pairs.
+    after reading every pair, a single UserError that lists all the unreadable or mismatched pairs,
+    or names the files that are not binary masks (``force``: score those anyway).
     A mean over only part of the images would be misleading, so nothing is reported in that case.
     """
     pred_dir, truth_dir = Path(pred_dir).expanduser(), Path(truth_dir).expanduser()
@@ -184,14 +189,22 @@ def evaluate_folders(pred_dir: str | Path, truth_dir: str | Path, progress: bool
     counts: list[Counts] = []
     sizes: list[tuple[int, int]] = []
     problems: list[str] = []
+    not_masks: dict[str, list[tuple[Path, str]]] = {"truth": [], "prediction": []}
     for stem, pred_path, truth_path in tqdm(pairs, desc="evaluate", unit="mask",
                                             disable=None if progress else True):
         try:
-            truth = read_mask(truth_path)
-            pred = read_mask(pred_path)
-        except UserError as err:  # read_mask's message already names the file
+            greys = {"truth": read_mask_grey(truth_path), "prediction": read_mask_grey(pred_path)}
+        except UserError as err:  # read_mask_grey's message already names the file
             problems.append(str(err))
             continue
+        if not force:
+            reasons = {role: mask_problem(grey) for role, grey in greys.items()}
+            for role, path in (("truth", truth_path), ("prediction", pred_path)):
+                if reasons[role] is not None:
+                    not_masks[role].append((path, reasons[role]))
+            if any(reasons.values()):
+                continue
+        truth, pred = binarize_mask(greys["truth"]), binarize_mask(greys["prediction"])
         if pred.shape != truth.shape:
             (ph, pw), (th, tw) = pred.shape, truth.shape
             problems.append(f"{pred_path.name}: prediction is {pw}x{ph} (WxH) "
@@ -202,6 +215,8 @@ def evaluate_folders(pred_dir: str | Path, truth_dir: str | Path, progress: bool
             continue
         counts.append(confusion_counts(pred, truth, batched=False))
         sizes.append(truth.shape)
+    if not_masks["truth"] or not_masks["prediction"]:
+        raise UserError(_not_masks_message(not_masks, len(pairs)))
     if problems:
         raise UserError(f"{len(problems)} of {len(pairs)} mask pairs cannot be scored "
                         f"(masks are never resized): {_listing(problems, sep='; ')}")
@@ -222,6 +237,25 @@ def evaluate_folders(pred_dir: str | Path, truth_dir: str | Path, progress: bool
     )
     return EvaluationResult(pred_dir=pred_dir, truth_dir=truth_dir, per_image=rows,
                             summary=summarize(all_counts))
+
+
+def _not_masks_message(not_masks: dict[str, list[tuple[Path, str]]], n_pairs: int) -> str:
+    """One line: how many truth / prediction files are not masks, the first one and why, and what
+    to do about it."""
+    parts = []
+    for role, flag in (("truth", "--truth"), ("prediction", "--pred")):
+        found = not_masks[role]
+        if not found:
+            continue
+        path, reason = found[0]
+        try:
+            kind = "a colour image; " if is_colour(read_image(path)) else ""
+        except UserError:
+            kind = ""
+        parts.append(f"{len(found)} of {n_pairs} {role} files are not binary masks, e.g. {path}: "
+                     f"{kind}{reason}; is {flag} a folder of masks?")
+    return ("; ".join(parts) + " Masks are black and white (0/255 or 0/1; JPEG noise is fine); "
+            "--force scores these files anyway")
 
 
 def format_table(result: EvaluationResult) -> str:

@@ -2,16 +2,19 @@
 
 A kill at any moment leaves either the old file or the complete new one, never half a file; a
 ``kill -9`` can leave a hidden temp file ``.<name>.<8 hex>.tmp`` behind (remove_stale_temps).
-Also here: the guard that keeps outputs from overwriting inputs (``file_ids`` / ``is_one_of``).
+Also here: the guards that keep outputs from overwriting inputs (``file_ids`` / ``is_one_of``)
+or from landing where a rerun would read them as inputs (``check_output_outside``), and
+``output_folder``, which removes an output folder that a failed command left empty.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from endoxai.errors import UserError
@@ -84,3 +87,39 @@ def is_one_of(path: str | Path, ids: frozenset[tuple[int, int]]) -> bool:
     except OSError:
         return False
     return (st.st_dev, st.st_ino) in ids
+
+
+def check_output_outside(output: str | Path, inputs: str | Path, flag: str = "--output") -> None:
+    """UserError when ``inputs`` is a folder and ``output`` is that folder or inside it: a rerun
+    would list the files written there as new inputs (masks of masks). A single input file may
+    share its folder with the outputs."""
+    source = Path(inputs).expanduser()
+    if not source.is_dir():
+        return
+    source, target = source.resolve(), Path(output).expanduser().resolve()
+    if target == source or source in target.parents:
+        where = "is the input folder" if target == source else f"is inside the input folder {source}"
+        raise UserError(f"{flag} {output} {where}: a rerun would read the files written there as "
+                        "new inputs; choose a folder outside it")
+
+
+@contextlib.contextmanager
+def output_folder(path: str | Path) -> Iterator[Path]:
+    """Create ``path`` (with its parents) for a command's outputs; when the command ends, remove
+    again every folder this call created that is still empty (a failed or interrupted command, or
+    one whose every input failed, leaves no empty folder behind). UserError if it cannot be made.
+    """
+    path = Path(path).expanduser()
+    created = [p for p in (path, *path.parents) if not p.exists()]
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"cannot create output folder {path}: {err.strerror or err}") from err
+    try:
+        yield path
+    finally:
+        for folder in created:  # deepest first; rmdir only removes an empty folder
+            try:
+                folder.rmdir()
+            except OSError:
+                break

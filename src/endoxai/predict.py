@@ -13,12 +13,19 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from endoxai.data.io import list_inputs, output_stems, read_image
 from endoxai.data.preprocess import resize_image, to_model_input
 from endoxai.data.splits import select_ids
 from endoxai.errors import ItemError, UserError
-from endoxai.fileio import atomic_write_bytes, file_ids, is_one_of
+from endoxai.fileio import (
+    atomic_write_bytes,
+    check_output_outside,
+    file_ids,
+    is_one_of,
+    output_folder,
+)
 from endoxai.runtime import (
     AUTOCAST_DTYPES,
     autocast,
@@ -149,15 +156,18 @@ def predict_files(
     that keeps a moving average, not the average (``load_generator``).
 
     Unreadable files are skipped with a one-line error and listed in ``failures``. Two inputs
-    with one stem (``a.jpg`` + ``a.png``) get ``a_jpg.png`` and ``a_png.png``. An input file is
-    never overwritten, even when ``output_dir`` is (or is inside) the input folder: such an
-    output is skipped and listed in ``failures``.
+    with one stem (``a.jpg`` + ``a.png``) get ``a_jpg.png`` and ``a_png.png``. ``output_dir``
+    must not be the input folder or inside it (UserError: a rerun would take the masks for new
+    images); an input file is never overwritten (with a single input image in the output folder,
+    an output that would replace it is skipped and listed in ``failures``). An output folder that
+    this call created and left empty (every input failed, or an error) is removed again.
     """
     if batch_size < 1:
         raise UserError("batch size must be >= 1")
     if upsampling not in UPSAMPLING:
         raise UserError(f"upsampling must be one of {', '.join(UPSAMPLING)}; got {upsampling!r}")
     files = list_inputs(inputs)
+    check_output_outside(output_dir, inputs)
     if ids is not None:
         wanted = select_ids({path.stem: path for path in files}, ids, f"the images in {inputs}")
         files = [path for path in files if path.stem in wanted]
@@ -165,18 +175,15 @@ def predict_files(
     precision = resolve_precision(precision, dev, inference=True)
     g, cfg = load_generator(checkpoint, map_location=dev, trained=trained)
     g = prepare_for_inference(g, precision)
-    out = Path(output_dir)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise UserError(f"cannot create output folder {out}: {err.strerror or err}") from err
     log.info("predict: %d image(s) at %d px, precision %s on %s", len(files), cfg.data.image_size,
              precision, dev)
     stems = output_stems(files)
     inputs = file_ids(files)
     summary = PredictSummary()
     batches = _batches(files, cfg.data.image_size, batch_size, summary.failures)
-    with tqdm(total=len(files), desc="predict", unit="img", disable=not progress) as bar, \
+    # Per-file errors are logged while the bar runs: logging_redirect_tqdm keeps them off its line.
+    with output_folder(output_dir) as out, logging_redirect_tqdm(), \
+            tqdm(total=len(files), desc="predict", unit="img", disable=not progress) as bar, \
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="endoxai-write") as writer:
         pending = None
         for paths, sizes, images in prefetch(batches):

@@ -13,7 +13,9 @@ accuracy, Jaccard, Dice, F1, recall and precision under three protocols:
   pooled  counts summed over all pixels of all images, then the formulas
   nnunet  per-image Dice/Jaccard averaged over images, leaving out those with both masks empty
 Grey values above 127.5 (or 0.5 for 0/1 masks) are foreground. A missing, extra or duplicate
-name, or a size mismatch, is an error; masks are never resized.
+name, or a size mismatch, is an error; masks are never resized. A file that is not a binary
+mask (a photograph, a probability map, a colour mask that would read as empty) is an error
+unless --force is given.
 
 Files: --output writes metrics.json ({"medai": {...}, "pooled": {...}, "nnunet": {...}}) and,
 unless --csv says otherwise, a per-image CSV next to it named <output stem>_per_image.csv.
@@ -39,7 +41,8 @@ def _run(args: argparse.Namespace) -> int:
     from endoxai.data.splits import read_id_file
 
     ids = read_id_file(args.ids) if args.ids else None
-    result = evaluate_folders(args.pred, args.truth, progress=not args.quiet, ids=ids)
+    result = evaluate_folders(args.pred, args.truth, progress=not args.quiet, ids=ids,
+                              force=args.force)
     masks = file_ids([result.pred_dir / r.pred_file for r in result.per_image]
                      + [result.truth_dir / r.truth_file for r in result.per_image])
     for out in (args.output, csv_path):
@@ -72,4 +75,7 @@ def register(sub) -> None:
     p.add_argument("--csv", type=Path, metavar="CSV",
                    help="write per-image scores here (default with --output: "
                         "<output stem>_per_image.csv next to it)")
+    p.add_argument("--force", action="store_true",
+                   help="score files that do not look like binary masks (photographs, "
+                        "probability maps) instead of stopping with an error")
     p.set_defaults(func=_run)
