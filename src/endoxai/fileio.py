@@ -98,7 +98,8 @@ def check_output_outside(output: str | Path, inputs: str | Path, flag: str = "--
         return
     source, target = source.resolve(), Path(output).expanduser().resolve()
     if target == source or source in target.parents:
-        where = "is the input folder" if target == source else f"is inside the input folder {source}"
+        where = ("is the input folder" if target == source
+                 else f"is inside the input folder {source}")
         raise UserError(f"{flag} {output} {where}: a rerun would read the files written there as "
                         "new inputs; choose a folder outside it")
 
