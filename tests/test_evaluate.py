@@ -22,7 +22,6 @@ from endoxai.evaluate import (
     write_per_image_csv,
 )
 
-KVASIR_MASKS = Path(__file__).resolve().parents[1] / ".." / "shared/data/kvasir-seg/masks"
 SIX = ["accuracy", "jaccard", "dice", "f1", "recall", "precision"]
 
 
@@ -201,9 +200,8 @@ def test_cli_missing_folder_exits_2_with_one_line(tmp_path, capsys):
     assert "prediction folder not found" in err and "nope" in err
 
 
-@pytest.mark.skipif(not KVASIR_MASKS.is_dir(), reason="Kvasir-SEG not found at ../shared/data")
-def test_real_kvasir_masks_against_themselves(tmp_path):
-    masks = sorted(KVASIR_MASKS.glob("*.jpg"))[:5]
+def test_real_kvasir_masks_against_themselves(kvasir_seg, tmp_path):
+    masks = sorted((kvasir_seg / "masks").glob("*.jpg"))[:5]
     for m in masks:
         shutil.copy(m, tmp_path / m.name)
     result = evaluate_folders(tmp_path, tmp_path, progress=False)
@@ -215,7 +213,7 @@ def test_real_kvasir_masks_against_themselves(tmp_path):
 
 def test_ids_restrict_the_scored_stems(folders, tmp_path, capsys):
     pred, truth = folders
-    (pred / "c.png").unlink()  # c is not listed: its missing prediction is no longer an error
+    (pred / "c.png").unlink()  # c is not listed, so its missing prediction is no error
     ids = tmp_path / "val.txt"
     ids.write_text("a\n\nb\n")
     result = evaluate_folders(pred, truth, progress=False, ids=["a", "b"])
@@ -265,16 +263,15 @@ def test_a_soft_prediction_is_refused(folders):
         evaluate_folders(pred, truth, progress=False)
 
 
-@pytest.mark.skipif(not KVASIR_MASKS.is_dir(), reason="Kvasir-SEG not found at ../shared/data")
-def test_real_kvasir_images_given_as_truth_are_refused(tmp_path):
+def test_real_kvasir_images_given_as_truth_are_refused(kvasir_seg, tmp_path):
     # The mistake that scored Dice 0.449 instead of 0.183: --truth pointed at images/.
-    images = KVASIR_MASKS.parent / "images"
-    stems = [p.stem for p in sorted(KVASIR_MASKS.glob("*.jpg"))[:6]]
+    masks, images = kvasir_seg / "masks", kvasir_seg / "images"
+    stems = [p.stem for p in sorted(masks.glob("*.jpg"))[:6]]
     for stem in stems:
-        shutil.copy(KVASIR_MASKS / f"{stem}.jpg", tmp_path / f"{stem}.jpg")
+        shutil.copy(masks / f"{stem}.jpg", tmp_path / f"{stem}.jpg")
     ids = stems
     with pytest.raises(UserError, match="6 of 6 truth files are not binary masks"):
         evaluate_folders(tmp_path, images, progress=False, ids=ids)
     # the real JPEG masks (noise near 0 and 255) are masks, as truth and as prediction
-    assert evaluate_folders(tmp_path, KVASIR_MASKS, ids=ids, progress=False).summary[
+    assert evaluate_folders(tmp_path, masks, ids=ids, progress=False).summary[
         "medai"]["dice"] == 1.0

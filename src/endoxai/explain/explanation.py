@@ -78,7 +78,7 @@ class Explainer:
 
     ``precision``: ``fp32`` (default: relevance is conserved to rounding, the tested guarantee),
     ``bf16`` / ``fp16`` (the modified forward and its backward run under autocast: 1.6x faster
-    for epsilon-gamma-box at 512² on a CPU with native bf16, docs/RESULTS.md §5; the tests require
+    for epsilon-gamma-box at 512² on a CPU with native bf16, docs/results.md; the tests require
     its maps to correlate > 0.99 with fp32 and the input total to stay within 2 % of the output
     relevance) or ``auto`` (bf16 where the hardware has
     it natively and the composite is ``low_precision``-safe, else fp32). Results are always
