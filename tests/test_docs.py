@@ -1,4 +1,5 @@
-"""Every `endoxai ...` command line in the README and the guides parses with today's CLI.
+"""Every `endoxai ...` command line in the README and the guides parses with today's CLI, and
+every local link in them (and in docs/results.md) points at a file that exists.
 
 Shell code blocks (```bash / ```sh / ```console / ``` without a language) are read line by line:
 `\\` continuations are joined, `NAME=value` assignments earlier in the block are substituted for
@@ -128,6 +129,17 @@ def test_the_documents_hold_commands_for_every_subcommand():
     subcommands = set(action.choices)
     missing = subcommands - documented
     assert not missing, f"commands no README/guide code block shows: {sorted(missing)}"
+
+
+LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")  # [text](target) and ![alt](target)
+
+
+@pytest.mark.parametrize("path", [*documents(), REPO / "docs" / "results.md"],
+                         ids=lambda p: str(p.relative_to(REPO)))
+def test_local_links_resolve(path):
+    targets = [m[1] for m in LINK.finditer(path.read_text(encoding="utf-8"))]
+    missing = [t for t in targets if "://" not in t and not (path.parent / t).exists()]
+    assert not missing, f"{path.relative_to(REPO)} links to missing files: {missing}"
 
 
 def test_extraction_joins_continuations_substitutes_variables_and_stops_at_pipes(tmp_path):
