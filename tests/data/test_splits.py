@@ -107,3 +107,37 @@ def test_read_id_file(tmp_path):
     assert select_ids({"a": 1, "b": 2, "c": 3}, ["c", "a"], "x") == {"a": 1, "c": 3}
     with pytest.raises(UserError, match="2 listed id"):
         select_ids({"a": 1}, ["a", "q", "r"], "x")
+
+
+def test_split_json_records_the_absolute_dataset_and_its_checksum(pair_folder, tmp_path,
+                                                                   monkeypatch):
+    import shutil
+    import zipfile
+
+    from endoxai.data.splits import dataset_checksum
+
+    monkeypatch.chdir(pair_folder.parent)
+    index = find_dataset(pair_folder.name)  # a relative path, as typed
+    resolve_split(index, 0.34, seed=0, run_dir=tmp_path / "run")
+    meta = json.loads((tmp_path / "run" / "split.json").read_text())
+    assert meta["dataset"] == str(pair_folder.resolve())
+    checksum = meta["checksum"]
+    assert checksum == dataset_checksum(index) and checksum.startswith("sha256:")
+
+    copy = shutil.copytree(pair_folder, tmp_path / "moved" / "data")  # moved: same checksum
+    assert dataset_checksum(find_dataset(copy)) == checksum
+    archive = tmp_path / "data.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for path in sorted(copy.rglob("*.*")):
+            zf.write(path, f"Kvasir/{path.relative_to(copy).as_posix()}")
+    zipped = find_dataset(archive)
+    assert dataset_checksum(zipped) == checksum  # the same files inside an archive
+    resolve_split(zipped, 0.34, seed=0, run_dir=tmp_path / "zrun")
+    recorded = json.loads((tmp_path / "zrun" / "split.json").read_text())["dataset"]
+    assert recorded == f"{archive.resolve()}:Kvasir"
+
+    (copy / "masks" / "case0.png").write_bytes((copy / "masks" / "case0.png").read_bytes() + b"\0")
+    assert dataset_checksum(find_dataset(copy)) != checksum  # a file of another size
+    (copy / "masks" / "case0.png").unlink()
+    (copy / "images" / "case0.jpg").unlink()
+    assert dataset_checksum(find_dataset(copy)) != checksum  # a pair fewer

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from endoxai.data.archive import archive_suffix
 from endoxai.data.layouts import DatasetIndex, find_dataset
-from endoxai.data.splits import read_split
+from endoxai.data.splits import read_split, warn_if_changed
 from endoxai.errors import UserError
 
 
@@ -34,8 +34,8 @@ def dataset_from_split(split_file: str | Path, data: str | Path | None = None) -
     for candidate in candidates:
         if candidate.exists():
             return candidate
-    raise UserError(f"{split_file} names the dataset {recorded}, which was not found (a relative "
-                    "path is relative to where training ran): give --data")
+    raise UserError(f"{split_file} names the dataset {recorded}, which was not found (moved or "
+                    "deleted?): pass --data with where the dataset is now")
 
 
 def validation_set(
@@ -46,6 +46,7 @@ def validation_set(
     validation list, or all its pairs. UserError for a missing dataset or a foreign split."""
     if split_file is not None:
         index = find_dataset(dataset_from_split(split_file, data))
+        warn_if_changed(index, split_file)
         ids = read_split(Path(split_file))["val"]
         unknown = sorted(set(ids) - set(index.stems))
         if unknown:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import posixpath
 import random
 from pathlib import Path
 from typing import Any
@@ -130,7 +132,9 @@ def resolve_split(
     and the dataset's validation images become ``"test"``.
 
     The split is written to ``run_dir/split.json`` (when ``run_dir`` is given and the file is not
-    there yet) so that a resumed run, evaluation and the report use exactly the same ids. A split
+    there yet) so that a resumed run, evaluation and the report use exactly the same ids; it
+    records the dataset's absolute path (``dataset_location``) and its ``dataset_checksum``,
+    which a reused split is checked against (a warning when they differ). A split
     read from a file must only name pairs of this dataset, and ``split_file`` must agree with an
     existing ``run_dir/split.json`` (UserError otherwise).
     """
@@ -144,6 +148,7 @@ def resolve_split(
     elif saved is not None:
         logger.info("reusing split %s: %d train / %d val", path, len(saved["train"]),
                     len(saved["val"]))
+        warn_if_changed(index, path)
         return saved
     elif index.official_split is not None:
         split = {k: list(index.official_split[k]) for k in SPLIT_NAMES}
@@ -154,13 +159,60 @@ def resolve_split(
     if holdout and split_file is None:
         split = holdout_split(split, holdout, seed)
         meta["holdout"] = holdout
-    meta["dataset"] = index.where
+    meta["dataset"] = dataset_location(index)  # absolute: report etc. run from any folder
+    meta["checksum"] = dataset_checksum(index)
     meta["layout"] = index.layout
     if path is not None and saved is None:
         write_split(path, split, **meta)
     logger.info("%s split: %d train / %d val%s", meta["source"], len(split["train"]),
                 len(split["val"]), f" / {len(split[TEST])} test" if TEST in split else "")
     return split
+
+
+def dataset_location(index: DatasetIndex) -> str:
+    """The dataset's root as an absolute path (``archive.zip:Top/`` for a folder inside an
+    archive), so that a run folder finds its data from any working folder."""
+    source = Path(index.source).expanduser().resolve()
+    if index.tree.kind == "folder":
+        return str(source / index.root) if index.root else str(source)
+    return f"{source}:{index.root}" if index.root else str(source)
+
+
+def dataset_checksum(index: DatasetIndex) -> str:
+    """``sha256:<hex>`` of the sorted image/mask pairs: each id with its image's and mask's name
+    (relative to the dataset root) and size in bytes. Cheap (no file is read) and unchanged when
+    the dataset is moved or copied, but a file added, removed, renamed or rewritten at another
+    size changes it."""
+    digest = hashlib.sha256()
+    for stem in index.stems:
+        for name in (index.images[stem], index.masks[stem]):
+            relative = posixpath.relpath(name, index.root) if index.root else name
+            line = f"{stem}\t{relative}\t{_size(index, name)}\n"
+            digest.update(line.encode("utf-8", "surrogateescape"))
+    return f"sha256:{digest.hexdigest()}"
+
+
+def _size(index: DatasetIndex, name: str) -> int:
+    source = index.tree.read(name)  # a path for folders, the bytes of an archive member
+    if isinstance(source, Path):
+        try:
+            return source.stat().st_size
+        except OSError:
+            return -1
+    return len(source)
+
+
+def warn_if_changed(index: DatasetIndex, split_file: str | Path) -> None:
+    """Log a warning when ``split_file`` records a checksum (``dataset_checksum``) that differs
+    from ``index``'s: the run is being continued or scored on data other than it trained on."""
+    try:
+        recorded = json.loads(Path(split_file).read_text(encoding="utf-8")).get("checksum")
+    except (OSError, ValueError, AttributeError):
+        return
+    if isinstance(recorded, str) and recorded != dataset_checksum(index):
+        logger.warning("%s is not the dataset that %s records: its files differ in name or "
+                       "size (checksum %s, recorded %s)", index.where, split_file,
+                       dataset_checksum(index)[:19], recorded[:19])
 
 
 def _checked(index: DatasetIndex, path: Path) -> dict[str, list[str]]:
