@@ -36,9 +36,9 @@ SIZE = 256  # Config().data.image_size
 REL_TOL = 1e-4
 
 
-def _calibrated_generator(seed: int) -> Generator:
+def _calibrated_generator(seed: int, width: int = 64) -> Generator:
     torch.manual_seed(seed)
-    g = Generator()
+    g = Generator(width=width)
     for m in g.modules():
         if isinstance(m, torch.nn.BatchNorm2d):
             m.momentum = None  # running stats = the plain mean over the calibration batch
@@ -154,6 +154,23 @@ def test_parity_check_detects_a_different_model(exported, runner, torch_generato
     assert not parity.ok
     assert parity.mask_agreement < 0.01
     assert parity.max_abs_diff == pytest.approx(2 * parity.max_abs_logit, rel=1e-3)
+
+
+def test_a_small_width_exports_with_its_config_and_matches_pytorch(tmp_path):
+    ckpt = tmp_path / "w8.pt"
+    g = _calibrated_generator(1, width=8)
+    atomic_save({"format": FORMAT, "version": VERSION, "generator": g.state_dict(),
+                 "config": Config().override(model={"width": 8}).to_dict()}, ckpt)
+    out = export_onnx(ckpt, tmp_path / "w8.onnx")
+    parity = check_parity(ckpt, out)
+    assert parity.ok and parity.mask_agreement == 1.0, parity
+    model = onnx.load(str(out))
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert json.loads(meta["endoxai.config"])["model"]["width"] == 8
+    # the first convolution (no BatchNorm to fold into it) keeps its 8 filters of 3x4x4, and the
+    # widest kernel is a decoder's: 8 x 8 channels from below + 8 x 8 from the skip (Table 1: 1024)
+    kernels = [list(t.dims) for t in model.graph.initializer if len(t.dims) == 4]
+    assert [8, 3, 4, 4] in kernels and max(max(k[:2]) for k in kernels) == 16 * 8
 
 
 def test_missing_checkpoint_exit_code(tmp_path, capsys):

@@ -79,6 +79,32 @@ def test_missing_file():
         load_checkpoint("/nonexistent/c.pt")
 
 
+def test_the_width_is_recorded_and_rebuilt_without_a_flag(tmp_path):
+    torch.manual_seed(2)
+    cfg = Config().override(model={"width": 16})
+    atomic_save(_ckpt(cfg, Generator(width=16)), tmp_path / "w16.pt")
+    assert load_checkpoint(tmp_path / "w16.pt")["config"]["model"]["width"] == 16
+    g, cfg2 = load_generator(tmp_path / "w16.pt")
+    assert cfg2.model.width == 16 and g.width == 16
+    assert g.down1[0].out_channels == 16 and g.down8[0].out_channels == 128
+
+
+def test_a_checkpoint_from_before_model_width_is_table_1(tmp_path):
+    ckpt = _ckpt(Config(), Generator())
+    del ckpt["config"]["model"]["width"]
+    atomic_save(ckpt, tmp_path / "old.pt")
+    g, cfg = load_generator(tmp_path / "old.pt")
+    assert cfg.model.width == 64 and g.down1[0].out_channels == 64
+
+
+def test_weights_of_another_width_are_refused(tmp_path):
+    ckpt = _ckpt(Config().override(model={"width": 16}), Generator(width=8))
+    atomic_save(ckpt, tmp_path / "c.pt")
+    with pytest.raises(UserError, match=r"do not match its config \(model.width 16\): size "
+                                        r"mismatch for down1.0.weight"):
+        load_generator(tmp_path / "c.pt")
+
+
 def test_weights_that_do_not_match_config(tmp_path):
     ckpt = _ckpt(Config(), Generator())
     ckpt["config"]["model"]["out_channels"] = 2

@@ -221,10 +221,12 @@ TOLERANCE = 1e-6
 
 @pytest.mark.slow
 @needs_gloo
-def test_two_ranks_train_identically_and_equal_gradient_accumulation(tmp_path):
+@pytest.mark.parametrize("width", [64, 8])  # Table 1, and a model.width that is not
+def test_two_ranks_train_identically_and_equal_gradient_accumulation(tmp_path, width):
     data = _make_pair_folder(tmp_path / "data", n=10)  # 8 train / 2 val pairs: 2 steps of 4
     recipe = tmp_path / "recipe.toml"
-    recipe.write_text(EQUIVALENCE_RECIPE)  # augmentation on (the default), dropout off
+    # augmentation on (the default), dropout off
+    recipe.write_text(EQUIVALENCE_RECIPE.replace("[model]\n", f"[model]\nwidth = {width}\n"))
     out = tmp_path / "out"
     started = time.perf_counter()
     done = _torchrun([str(Path(__file__).with_name("ddp_driver.py")), str(recipe), str(data),
@@ -240,6 +242,9 @@ def test_two_ranks_train_identically_and_equal_gradient_accumulation(tmp_path):
         assert torch.equal(states[0][k], states[1][k]), f"ranks differ at {k}"
     checkpoint = load_checkpoint(out / "run" / "last.pt")
     assert all(torch.equal(v, states[0][k]) for k, v in _state(checkpoint).items())
+    assert checkpoint["config"]["model"]["width"] == width
+    assert states[0]["generator.down1.0.weight"].shape[0] == width
+    assert states[0]["discriminator.block1.0.weight"].shape[0] == width
 
     # (b) ... which are single-process gradient accumulation over the same 2 shards per batch
     threads = torch.get_num_threads()

@@ -99,6 +99,7 @@ def test_a_changed_byte_is_refused_with_one_line(checkpoint, tmp_path, capsys):
     image = tmp_path / "in" / "a.png"
     image.parent.mkdir()
     Image.new("RGB", (64, 48), (200, 100, 90)).save(image)
+    capsys.readouterr()  # only what the command prints
     rc = main(["predict", "--checkpoint", str(weights), "--input", str(image),
                "--output", str(tmp_path / "masks")])
     err = capsys.readouterr().err

@@ -56,6 +56,7 @@ def test_nothing_and_polyp_name_the_bundled_model(bundled):
 def test_a_missing_bundle_is_one_clear_line(no_bundle, image, tmp_path, capsys):
     with pytest.raises(UserError, match="bundled polyp model is not in this installation"):
         resolve_model()
+    capsys.readouterr()  # only what the command prints
     rc = main(["predict", "--input", str(image), "--output", str(tmp_path / "masks")])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1

@@ -160,6 +160,10 @@ def generator_from_state(state: Any, cfg: Config, path: str | Path = "checkpoint
     try:
         g.load_state_dict(state)
     except (RuntimeError, TypeError, AttributeError, KeyError, ValueError) as err:
-        raise UserError(f"{path}: generator weights do not match its config: "
-                        f"{_first_line(err)}") from err
+        # torch's first line only says "Error(s) in loading state_dict"; the next names the key
+        lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
+        detail = lines[1] if len(lines) > 1 and lines[0].startswith("Error(s)") else \
+            _first_line(err)
+        raise UserError(f"{path}: generator weights do not match its config (model.width "
+                        f"{cfg.model.width}): {detail}") from err
     return g
