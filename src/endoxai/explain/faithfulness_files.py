@@ -15,6 +15,7 @@ import json
 import logging
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ import numpy as np
 import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from torch import nn
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
@@ -48,28 +50,36 @@ CSV_COLUMNS = ("name", "method", "initial_score", "target_pixels", "aopc_morf", 
                "abpc", "mass_accuracy", "pointing_game", "seconds")
 
 
-def evaluate_explanation_files(
+@dataclass
+class ChosenImages:
+    """A checkpoint's generator (eval mode, on its device) and the validation images it explains:
+    ``images`` (N, 3, S, S) in [-1, 1], ``masks`` (N, S, S) bool ground truth, ``names`` their ids,
+    ``skipped`` the ids passed over (unreadable, or an empty prediction) with the reason, and
+    ``dataset`` where they were read from."""
+
+    model: nn.Module
+    images: torch.Tensor
+    masks: torch.Tensor
+    names: list[str]
+    skipped: list[dict[str, str]]
+    dataset: str
+
+
+def choose_images(
     checkpoint: str | Path,
     data: str | Path | None,
-    output_dir: str | Path,
     split_file: str | Path | None = None,
     n_images: int = 4,
-    settings: FaithfulnessSettings | None = None,
     progress: bool | None = None,
     device: str | torch.device = "cpu",
-) -> tuple[FaithfulnessResult, dict[str, Path]]:
-    """Evaluate the explanations of the generator in ``checkpoint`` on the first ``n_images``
-    validation images (``validation_set``, sorted ids) whose prediction is not empty, at the
-    checkpoint's image size, with the model on ``device``; write the files of
-    ``write_faithfulness`` into ``output_dir``.
-
-    Returns the result and the written paths. Unreadable pairs are logged and skipped. UserError
-    for a bad checkpoint, dataset or setting. ``progress``: tqdm bars while the images are chosen
-    and evaluated (None: only on a terminal).
-    """
+) -> ChosenImages:
+    """Load the generator in ``checkpoint`` onto ``device`` and the first ``n_images`` validation
+    images (``validation_set``, sorted ids) whose prediction is not empty, at the checkpoint's
+    image size. Unreadable pairs are logged and skipped. UserError for a bad checkpoint or
+    dataset, or when no image has a non-empty prediction. ``progress``: a tqdm bar while the
+    images are chosen (None: only on a terminal)."""
     if n_images < 1:
         raise UserError(f"--n-images must be >= 1; got {n_images}")
-    settings = settings or FaithfulnessSettings()
     model, config = load_generator(checkpoint, device)
     size = config.data.image_size
     index, ids = validation_set(data, split_file)
@@ -103,13 +113,36 @@ def evaluate_explanation_files(
     if len(names) < n_images:
         logger.warning("only %d image(s) with a non-empty prediction among %d validation images",
                        len(names), len(ids))
+    return ChosenImages(model, torch.cat(images), torch.stack(masks), names, skipped,
+                        str(index.where))
+
+
+def evaluate_explanation_files(
+    checkpoint: str | Path,
+    data: str | Path | None,
+    output_dir: str | Path,
+    split_file: str | Path | None = None,
+    n_images: int = 4,
+    settings: FaithfulnessSettings | None = None,
+    progress: bool | None = None,
+    device: str | torch.device = "cpu",
+) -> tuple[FaithfulnessResult, dict[str, Path]]:
+    """Evaluate the explanations of the generator in ``checkpoint`` on the images
+    ``choose_images`` picks, with the model on ``device``; write the files of
+    ``write_faithfulness`` into ``output_dir``.
+
+    Returns the result and the written paths. UserError for a bad checkpoint, dataset or setting.
+    ``progress``: tqdm bars while the images are chosen and evaluated (None: only on a terminal).
+    """
+    settings = settings or FaithfulnessSettings()
+    chosen = choose_images(checkpoint, data, split_file, n_images, progress, device)
     try:
-        result = evaluate_faithfulness(model, torch.cat(images), torch.stack(masks), names,
+        result = evaluate_faithfulness(chosen.model, chosen.images, chosen.masks, chosen.names,
                                        settings, progress)
     except ValueError as err:  # e.g. more steps than patches
         raise UserError(str(err)) from err
-    result.skipped = skipped + result.skipped
-    result.settings.update(checkpoint=str(checkpoint), dataset=index.where,
+    result.skipped = chosen.skipped + result.skipped
+    result.settings.update(checkpoint=str(checkpoint), dataset=chosen.dataset,
                            split_file=None if split_file is None else str(split_file))
     return result, write_faithfulness(result, output_dir)
 

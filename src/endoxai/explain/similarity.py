@@ -1,0 +1,102 @@
+"""How alike two relevance maps are: Spearman rank correlation and SSIM, and intervals over images.
+
+Both compare maps of *absolute* relevance, |R|, as Adebayo et al. (2018, "Sanity checks for
+saliency maps") do for their rank-correlation plots: a map whose sign flips but whose layout
+stays is still the same explanation of where the evidence is.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+SSIM_SIGMA = 1.5  # Gaussian window of Wang et al. 2004 (11 × 11 taps, σ = 1.5)
+SSIM_RADIUS = 5
+SSIM_K1, SSIM_K2 = 0.01, 0.03  # Wang et al. 2004's constants, for data range 1
+BOOTSTRAP_RESAMPLES = 10_000
+
+
+def average_ranks(values: torch.Tensor) -> torch.Tensor:
+    """(N, P) -> (N, P) float64 ranks 0..P-1 along dim 1; ties get the mean of their ranks (so a
+    map that is 0 over half the image is not ranked by pixel order there)."""
+    v = values.double()
+    ranks = torch.empty_like(v)
+    for i in range(v.shape[0]):
+        ordered, order = torch.sort(v[i])
+        _, inverse, counts = torch.unique_consecutive(ordered, return_inverse=True,
+                                                      return_counts=True)
+        first = torch.cumsum(counts, 0) - counts
+        mean_rank = first.double() + (counts.double() - 1) / 2
+        ranks[i, order] = mean_rank[inverse]
+    return ranks
+
+
+def spearman(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """(N, ...) maps -> (N,) float64 Spearman rank correlation of each pair (with tie-averaged
+    ranks); NaN where one map is constant."""
+    ra = average_ranks(a.flatten(1))
+    rb = average_ranks(b.flatten(1))
+    ra = ra - ra.mean(1, keepdim=True)
+    rb = rb - rb.mean(1, keepdim=True)
+    den = (ra.square().sum(1) * rb.square().sum(1)).sqrt()
+    return torch.where(den > 0, (ra * rb).sum(1) / den.clamp(min=1e-300),
+                       torch.full_like(den, math.nan))
+
+
+def _window(dtype: torch.dtype) -> torch.Tensor:
+    taps = torch.arange(-SSIM_RADIUS, SSIM_RADIUS + 1, dtype=dtype)
+    g = torch.exp(-0.5 * (taps / SSIM_SIGMA) ** 2)
+    return g / g.sum()
+
+
+def _blur(x: torch.Tensor) -> torch.Tensor:
+    w = _window(x.dtype)
+    x = F.conv2d(x, w.view(1, 1, 1, -1))
+    return F.conv2d(x, w.view(1, 1, -1, 1))
+
+
+def ssim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """(N, H, W) maps in [0, 1] -> (N,) float64 mean structural similarity (Wang et al. 2004:
+    Gaussian window σ = 1.5 over the valid 11 × 11 neighbourhoods, K1 = 0.01, K2 = 0.03, data
+    range 1). Identical maps give 1."""
+    x, y = a.double()[:, None], b.double()[:, None]
+    if min(x.shape[-2:]) < 2 * SSIM_RADIUS + 1:
+        raise ValueError(f"SSIM needs maps of at least {2 * SSIM_RADIUS + 1} pixels a side")
+    c1, c2 = SSIM_K1 ** 2, SSIM_K2 ** 2
+    mx, my = _blur(x), _blur(y)
+    vx = _blur(x * x) - mx * mx
+    vy = _blur(y * y) - my * my
+    cxy = _blur(x * y) - mx * my
+    s = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
+    return s.flatten(1).mean(1)
+
+
+def normalise_abs(maps: torch.Tensor) -> torch.Tensor:
+    """(N, H, W) -> |map| / max |map| per map, in [0, 1] (an all-zero map stays 0)."""
+    a = maps.double().abs()
+    peak = a.flatten(1).amax(1).clamp(min=1e-300)
+    return a / peak[:, None, None]
+
+
+def mean_interval(values: Sequence[float], level: float = 0.95, seed: int = 0,
+                  resamples: int = BOOTSTRAP_RESAMPLES) -> dict[str, float | int | None]:
+    """Mean, standard deviation and a percentile-bootstrap confidence interval of the mean of the
+    finite ``values`` (``resamples`` resamples of the images, seeded): ``n``, ``mean``, ``std``,
+    ``low``, ``high``. Statistics that need more values than there are are None."""
+    v = np.asarray([x for x in values if x is not None and np.isfinite(x)], dtype=np.float64)
+    out: dict[str, float | int | None] = {"n": int(v.size), "mean": None, "std": None,
+                                          "low": None, "high": None}
+    if v.size == 0:
+        return out
+    out["mean"] = float(v.mean())
+    if v.size > 1:
+        out["std"] = float(v.std(ddof=1))
+        rng = np.random.default_rng(seed)
+        means = v[rng.integers(0, v.size, size=(resamples, v.size))].mean(1)
+        tail = (1 - level) / 2
+        out["low"], out["high"] = (float(q) for q in np.quantile(means, [tail, 1 - tail]))
+    return out

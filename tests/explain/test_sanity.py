@@ -1,0 +1,140 @@
+"""Randomisation sanity checks: which weights each stage redraws, and the similarities."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from endoxai.explain.sanity import (
+    SanitySettings,
+    Stage,
+    evaluate_sanity,
+    randomise,
+    stages,
+)
+from endoxai.models import Generator
+
+ORDER = [f"up{j}" for j in range(8, 0, -1)] + [f"down{i}" for i in range(8, 0, -1)]
+
+
+def trained_like(seed: int = 0, bias_free: bool = False,
+                 dtype: torch.dtype = torch.float64) -> Generator:
+    """A width-4 generator with He-scaled weights and, unless ``bias_free``, random biases and
+    BatchNorm shifts: deep paths carry signal, as in a trained model."""
+    torch.manual_seed(seed)
+    g = Generator(width=4)
+    with torch.no_grad():
+        for m in g.modules():
+            if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+                fan_in = m.weight[0].numel() if isinstance(m, nn.Conv2d) else m.weight.shape[0] * 4
+                m.weight.normal_(0.0, (2.0 / fan_in) ** 0.5)
+                if m.bias is not None:
+                    m.bias.normal_(0.0, 0.0 if bias_free else 0.1)
+            elif isinstance(m, nn.BatchNorm2d):
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.normal_(0.0, 0.0 if bias_free else 0.1)
+                m.running_var.uniform_(0.5, 2.0)
+    return g.to(dtype).eval()
+
+
+def images(n: int = 2, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(3)
+    return torch.rand(n, 3, 256, 256, generator=gen, dtype=dtype) * 2 - 1
+
+
+def changed(a: nn.Module, b: nn.Module) -> set[str]:
+    sa, sb = a.state_dict(), b.state_dict()
+    return {k for k in sa if not torch.equal(sa[k], sb[k])}
+
+
+def test_stages_cascade_from_the_output_inward_then_the_parts():
+    plan = stages(8, SanitySettings())
+    cascade = [s for s in plan if s.kind == "cascade"]
+    assert [s.name for s in cascade] == ORDER
+    for i, s in enumerate(cascade):
+        assert s.blocks == tuple(ORDER[:i + 1])
+    parts = {s.name: s for s in plan if s.kind == "independent"}
+    assert set(parts["encoder"].blocks) == {f"down{i}" for i in range(1, 9)}
+    assert set(parts["decoder"].blocks) == {f"up{j}" for j in range(1, 9)}
+    assert parts["skips"].skips_only and parts["skips"].blocks == ()
+    assert [s.name for s in stages(8, SanitySettings(cascade=False, independent=("skips",)))] \
+        == ["skips"]
+
+
+def test_randomise_redraws_exactly_the_named_blocks():
+    g = trained_like()
+    before = {k: v.clone() for k, v in g.state_dict().items()}
+    twin = randomise(g, Stage("up7", "cascade", ("up8", "up7")), seed=1)
+    assert all(torch.equal(v, g.state_dict()[k]) for k, v in before.items())  # original intact
+    # BatchNorm running statistics are kept; up8's bias is one number, which N(mean, std) of
+    # itself redraws as itself
+    assert changed(g, twin) == {"up8.0.weight", "up7.0.weight", "up7.1.weight", "up7.1.bias"}
+    w, w2 = g.up7[0].weight, twin.up7[0].weight
+    assert w2.mean().item() == pytest.approx(w.mean().item(), abs=3 * w.std().item() / w.numel() ** .5)
+    assert w2.std().item() == pytest.approx(w.std().item(), rel=0.1)
+    # a block gets the same draw at every stage it is randomised in, and per seed
+    deeper = randomise(g, Stage("up6", "cascade", ("up8", "up7", "up6")), seed=1)
+    assert torch.equal(deeper.up7[0].weight, twin.up7[0].weight)
+    assert not torch.equal(randomise(g, Stage("up7", "cascade", ("up7",)), seed=2).up7[0].weight,
+                           twin.up7[0].weight)
+
+
+def test_randomise_skips_only_redraws_the_skip_inputs_of_the_decoder():
+    g = trained_like()
+    twin = randomise(g, Stage("skips", "independent", (), skips_only=True), seed=0)
+    assert changed(g, twin) == {f"up{j}.0.weight" for j in range(2, 9)}
+    for j in range(2, 9):
+        c = g.get_submodule(f"up{j - 1}")[0].out_channels
+        old, new = g.get_submodule(f"up{j}")[0].weight, twin.get_submodule(f"up{j}")[0].weight
+        assert torch.equal(old[:c], new[:c])  # the upsampled path is read as trained
+        assert (old[c:] != new[c:]).all()
+
+
+@pytest.fixture(scope="module")
+def bias_free_result():
+    torch.set_num_threads(1)  # tiny tensors: a second thread only waits on a shared machine
+    settings = SanitySettings(methods=("lrp:lrp0", "gradient-x-input", "gradient"),
+                              batch_size=2)
+    return evaluate_sanity(trained_like(seed=1, bias_free=True, dtype=torch.float32),
+                           images(dtype=torch.float32), ["a", "b"], settings, progress=False)
+
+
+@pytest.mark.slow  # 19 models × 3 methods × 2 images
+def test_lrp0_and_gradient_times_input_agree_at_every_stage(bias_free_result):
+    # Redrawn zero biases stay zero, so every randomised model is bias-free too, where LRP-0 is
+    # gradient × input: the two methods, computed by different code, must score alike.
+    r = bias_free_result
+    assert r.names == ["a", "b"] and len(r.similarity) == 16 + 3
+    for stage, per_method in r.similarity.items():
+        for measure in ("spearman", "ssim"):
+            assert per_method["lrp:lrp0"][measure] == pytest.approx(
+                per_method["gradient-x-input"][measure], abs=1e-4), (stage, measure)
+
+
+@pytest.mark.slow
+def test_similarity_falls_as_the_cascade_goes_deeper(bias_free_result):
+    s = bias_free_result.summary()
+    first, last = s["up8"]["gradient"]["spearman"], s["down1"]["gradient"]["spearman"]
+    assert 0 < last["mean"] < first["mean"] < 1
+    assert last["low"] <= last["mean"] <= last["high"]
+    # the decoder alone is the cascade's up1 stage: one computation, the same numbers
+    assert bias_free_result.similarity["decoder"] == bias_free_result.similarity["up1"]
+    assert all(v < 0.999 for v in bias_free_result.similarity["skips"]["gradient"]["spearman"])
+
+
+def test_empty_predictions_are_skipped_and_bad_input_refused():
+    g = trained_like(seed=2)
+    with torch.no_grad():
+        g.up8[0].bias.fill_(-1e6)  # nothing predicted anywhere
+    r = evaluate_sanity(g, images(1), ["x"], SanitySettings(methods=("gradient",)),
+                        progress=False)
+    assert r.names == [] and r.skipped == [{"name": "x", "reason": "empty prediction"}]
+    with pytest.raises(ValueError, match="eval mode"):
+        evaluate_sanity(g.train(), images(1))
+    with pytest.raises(ValueError, match="U-Net"):
+        evaluate_sanity(nn.Sequential(nn.Conv2d(3, 1, 3)).eval(), images(1))
+    with pytest.raises(ValueError, match="random order"):
+        SanitySettings(methods=("random",))
+    with pytest.raises(ValueError, match="unknown independent"):
+        SanitySettings(independent=("bottleneck",))
