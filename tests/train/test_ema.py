@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 import endoxai.train.loop as loop
+import endoxai.train.validation as validation
 from endoxai.config import load_config
 from endoxai.errors import Interrupted
 from endoxai.train.checkpoint import load_checkpoint
@@ -74,14 +75,14 @@ def _cfg(tiny_recipe, **train):
 def test_fit_validates_and_saves_the_average(tiny_models, tiny_recipe, pair_folder, tmp_path,
                                              monkeypatch):
     scored = []  # (model, limit, scores) of each validation
-    real = loop.validate
+    real = validation.validate
 
     def spy(g, *args, **kwargs):
         scores = real(g, *args, **kwargs)
         scored.append((g, kwargs.get("limit"), scores))
         return scores
 
-    monkeypatch.setattr(loop, "validate", spy)
+    monkeypatch.setattr(validation, "validate", spy)
     result = fit(_cfg(tiny_recipe), pair_folder, tmp_path / "run", progress=False)
     last = load_checkpoint(tmp_path / "run" / "last.pt")
     assert last["ema_updates"] == 4  # 4 training pairs, batch 2, 2 epochs

@@ -8,7 +8,7 @@ import torch
 from endoxai.config import load_config
 from endoxai.errors import UserError
 from endoxai.train.checkpoint import load_checkpoint
-from endoxai.train.loop import fit, time_left
+from endoxai.train.loop import fit
 
 pytestmark = pytest.mark.slow
 
@@ -61,14 +61,3 @@ def test_seeded_runs_are_identical_and_seeds_matter(pair_folder, tmp_path):
 def test_resume_without_checkpoint_is_a_user_error(pair_folder, tmp_path):
     with pytest.raises(UserError, match="no checkpoint"):
         fit(_cfg(1), pair_folder, tmp_path / "none", resume=True, progress=False)
-
-
-@pytest.mark.parametrize("seconds, epochs_left, expected", [
-    ([10.0, 20.0, 30.0, 100.0], 2, ", about 100 s left"),  # the last three epochs' mean: 50 s
-    ([60.0], 10, ", about 10 min left"),
-    ([250.0, 250.0, 250.0], 80, ", about 5.6 h left"),
-    ([250.0], 0, ""),
-    ([], 5, ""),
-])
-def test_time_left_from_the_recent_epochs(seconds, epochs_left, expected):
-    assert time_left(seconds, epochs_left) == expected

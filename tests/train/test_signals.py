@@ -17,10 +17,12 @@ import pytest
 import torch
 
 import endoxai.train.loop as loop
+import endoxai.train.resume as resume
 from endoxai.config import load_config
 from endoxai.errors import Interrupted, TrainingDiverged, UserError
 from endoxai.train.checkpoint import MODEL_KEYS, check_resumable, load_checkpoint
 from endoxai.train.loop import fit
+from endoxai.train.run_folder import LOCK_FILE
 
 
 def _weights(path) -> dict[str, torch.Tensor]:
@@ -154,7 +156,7 @@ def test_a_second_fit_on_the_same_run_folder_is_refused(tiny_models, tiny_recipe
     fcntl = pytest.importorskip("fcntl")
     run = tmp_path / "run"
     run.mkdir()
-    with open(run / loop.LOCK_FILE, "a") as handle:
+    with open(run / LOCK_FILE, "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         with pytest.raises(UserError, match="in use by another"):
             fit(load_config(tiny_recipe), pair_folder, run, progress=False)
@@ -199,13 +201,13 @@ def test_resume_refuses_a_checkpoint_without_training_state(tiny_models, tiny_re
 def _spy_saves(monkeypatch) -> list[tuple[str, int]]:
     """(file name, epoch stored) for every checkpoint fit() writes."""
     saves: list[tuple[str, int]] = []
-    real = loop.atomic_save
+    real = resume.atomic_save
 
     def save(state, path):
         saves.append((path.name, state["epoch"]))
         real(state, path)
 
-    monkeypatch.setattr(loop, "atomic_save", save)
+    monkeypatch.setattr(resume, "atomic_save", save)
     return saves
 
 
@@ -250,19 +252,19 @@ def test_save_every_still_saves_on_a_signal_and_resume_is_bit_identical(
     cfg = load_config(tiny_recipe).override(train={"epochs": 3, "save_every": 10})
     straight = fit(cfg, pair_folder, tmp_path / "straight", progress=False)
     saves = _spy_saves(monkeypatch)
-    real_scores = loop._epoch_scores
+    real_scores = loop.epoch_scores
 
     def scores_then_signal(*args, **kwargs):  # the signal comes once epoch 1 is complete
         scores = real_scores(*args, **kwargs)
         os.kill(os.getpid(), signal.SIGTERM)
         return scores
 
-    monkeypatch.setattr(loop, "_epoch_scores", scores_then_signal)
+    monkeypatch.setattr(loop, "epoch_scores", scores_then_signal)
     with pytest.raises(Interrupted):
         fit(cfg, pair_folder, tmp_path / "cut", progress=False)
     assert [e for name, e in saves if name == "last.pt"] == [1]  # not due, written for the signal
     assert "partial" not in load_checkpoint(tmp_path / "cut" / "last.pt")
-    monkeypatch.setattr(loop, "_epoch_scores", real_scores)
+    monkeypatch.setattr(loop, "epoch_scores", real_scores)
     resumed = fit(cfg, pair_folder, tmp_path / "cut", resume=True, progress=False)
     _assert_same(_weights(tmp_path / "straight" / "last.pt"),
                  _weights(tmp_path / "cut" / "last.pt"))

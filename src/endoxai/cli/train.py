@@ -90,7 +90,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from endoxai.errors import UserError
     from endoxai.train.distributed import is_main_process
-    from endoxai.train.loop import fit, resume_config
+    from endoxai.train.loop import fit
+    from endoxai.train.resume import resume_config
 
     # How often to save is no part of the recipe: unlike the recipe options it may change on resume.
     data: dict = {}
