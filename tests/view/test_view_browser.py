@@ -1,0 +1,104 @@
+"""The viewer in a real browser: headless Debian Chromium driven by Playwright, as the report's
+browser test does. Skips when Playwright or /usr/bin/chromium is missing (CI installs both)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path(os.environ.get("ENDOXAI_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+WAIT_MS = 60_000  # a loaded CI machine can take seconds per answer
+RELEVANCE_SRC = "() => document.querySelector('#relevance img').getAttribute('src') || ''"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed")
+    if not CHROMIUM.is_file():
+        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+    with sync_api.sync_playwright() as playwright:
+        try:
+            browser = playwright.chromium.launch(executable_path=str(CHROMIUM),
+                                                 args=CHROMIUM_ARGS)
+        except sync_api.Error as err:  # e.g. a Chromium too old or too new for this Playwright
+            pytest.skip(f"cannot start {CHROMIUM} with Playwright: {str(err).splitlines()[0]}")
+        yield browser
+        browser.close()
+
+
+def wait_for_new_map(page, old: str) -> str:
+    page.wait_for_function(f"old => ({RELEVANCE_SRC})() !== old && "
+                           f"({RELEVANCE_SRC})().startsWith('data:image/png')",
+                           arg=old, timeout=WAIT_MS)
+    return page.evaluate(RELEVANCE_SRC)
+
+
+@pytest.mark.slow
+def test_click_composite_and_a_corrupt_upload_in_chromium(browser, live_server, tmp_path):
+    problems: list[str] = []
+    requests: list[str] = []
+    page = browser.new_page(viewport={"width": 1400, "height": 1050})
+    page.on("console", lambda msg: problems.append(f"console {msg.type}: {msg.text}")
+            if msg.type in ("error", "warning") else None)
+    page.on("pageerror", lambda err: problems.append(f"page error: {err}"))
+    page.on("requestfailed", lambda req: problems.append(f"request failed: {req.url}")
+            if "ERR_ABORTED" not in (req.failure or "") else None)  # superseded on purpose
+    page.on("request", lambda req: requests.append(req.url))
+    page.goto(live_server.url, wait_until="load")
+
+    # the worst image is opened and its whole mask explained
+    first = wait_for_new_map(page, "")
+    assert page.locator("#gallery li").count() == 3
+    assert "Dice" in page.text_content("#scores")
+    assert "whole predicted mask" in page.text_content("#target-label")
+
+    # click a pixel: a new map, the pixel framed, the time it took
+    page.click("#image img", position={"x": 120, "y": 90})
+    clicked = wait_for_new_map(page, first)
+    assert "pixel (row" in page.text_content("#target-label")
+    assert page.is_visible("#relevance .frame") and page.is_visible("#image .frame")
+    assert "s on the server" in page.text_content("#timing")
+    assert page.locator("#layers img").count() == 16
+    assert page.is_visible("#flow")
+    assert page.get_attribute("#download-npz", "href").startswith("/api/results/")
+
+    # another composite: another map for the same pixel
+    page.select_option("#composite", "lrp0")
+    recomposed = wait_for_new_map(page, clicked)
+    assert "lrp0" in page.text_content("#relevance-label")
+
+    # drag a box
+    box = page.locator("#image img").bounding_box()
+    page.mouse.move(box["x"] + 40, box["y"] + 40)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 140, box["y"] + 120, steps=5)
+    page.mouse.up()
+    wait_for_new_map(page, recomposed)
+    assert "box rows" in page.text_content("#target-label")
+
+    # a layer thumbnail enlarges
+    page.click("#layers li:nth-child(4) button")
+    assert page.is_visible("#layer-large") and "down4" in page.text_content("#layer-large")
+    page.click("#layer-close")
+
+    # a corrupt file: a clear message in the page, the gallery unchanged
+    page.set_input_files("#upload input", files=[{"name": "broken.png", "mimeType": "image/png",
+                                                  "buffer": b"\x89PNG\r\n\x1a\n broken"}])
+    page.wait_for_selector("#error:not([hidden])", timeout=WAIT_MS)
+    assert "broken.png" in page.text_content("#error")
+    assert page.locator("#gallery li").count() == 3
+
+    assert problems == []
+    assert all(url.startswith((live_server.url, "data:")) for url in requests), requests
+    shot = tmp_path / "viewer.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 20_000
+    keep = os.environ.get("ENDOXAI_SCREENSHOT")  # to look at it: ENDOXAI_SCREENSHOT=/tmp/v.png
+    if keep:
+        shutil.copyfile(shot, keep)
+    page.close()
