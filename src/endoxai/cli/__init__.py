@@ -54,12 +54,18 @@ def main(argv: list[str] | None = None) -> int:
     handler.setFormatter(_OneLineFormatter())
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         handlers=[handler], force=True)
+    if args.quiet and hasattr(args, "no_progress"):
+        args.no_progress = True  # -q: only warnings and errors, so no progress bars either
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
     try:
-        with _sigterm_interrupts():
+        # log lines printed while a bar runs go above it instead of through it
+        with _sigterm_interrupts(), logging_redirect_tqdm():
             return int(args.func(args) or 0)
     except UserError as err:
         if args.debug:
             raise
+        _finish_bars()
         print(f"endoxai {args.command}: error: {_one_line(err)}", file=sys.stderr)
         return EXIT_USER_ERROR
     except BrokenPipeError:  # whoever read stdout stopped (`endoxai evaluate ... | head`)
@@ -69,8 +75,19 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             raise
         signum = err.signum if isinstance(err, Interrupted) else signal.SIGINT
+        _finish_bars()
         print(f"endoxai {args.command}: {_one_line(err) or 'interrupted'}", file=sys.stderr)
         return 128 + signum
+
+
+def _finish_bars() -> None:
+    """Close the progress bars an error left open, so that its message starts on a line of its
+    own instead of after a half-drawn bar."""
+    from tqdm import tqdm
+
+    for bar in list(getattr(tqdm, "_instances", ())):
+        with contextlib.suppress(Exception):
+            bar.close()
 
 
 @contextlib.contextmanager
