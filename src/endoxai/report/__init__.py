@@ -4,6 +4,7 @@
 ``output_dir/img/``; the page needs no server, no network and no JavaScript.
 """
 
-from endoxai.report.build import PAPER_TABLE2, ReportSummary, build_report
+from endoxai.report.build import ReportSummary, build_report
+from endoxai.report.sections import PAPER_TABLE2
 
 __all__ = ["PAPER_TABLE2", "ReportSummary", "build_report"]

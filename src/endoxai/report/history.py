@@ -16,7 +16,6 @@ from endoxai.errors import UserError
 
 logger = logging.getLogger(__name__)
 
-HISTORY_FILE = "history.csv"
 VAL_COLUMNS = ("val_dice", "val_jaccard", "val_recall", "val_precision", "val_accuracy")
 
 
@@ -96,7 +95,7 @@ def training_curves_figure(
     if trained is not None:
         ax_v.plot(epochs, trained, label="dice, trained weights", color="grey", ls=":", lw=1.5,
                   marker="o", markersize=3)
-    fit = series("fit_dice")  # train.fit_images: low means underfitting, far above means overfitting
+    fit = series("fit_dice")  # train.fit_images: low = underfitting, far above = overfitting
     if fit is not None:
         ax_v.plot(epochs, fit, label="dice, training images", color="black", ls="--", lw=1.5,
                   marker="o", markersize=3)

@@ -7,10 +7,11 @@ escaped here, so file names and ids cannot break the page.
 from __future__ import annotations
 
 import html
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from endoxai.formatting import fmt
 
 METRIC_COLUMNS = (("accuracy", "Accuracy"), ("jaccard", "Jaccard"), ("dice", "Dice"),
                   ("recall", "Recall"), ("precision", "Precision"))
@@ -19,7 +20,8 @@ CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 0;
        color: #1d1d1f; background: #fafafa; line-height: 1.45; }
 main { max-width: 1400px; margin: 0 auto; padding: 1.5rem 2rem 4rem; }
-h1 { font-size: 1.6rem; margin-bottom: .2rem; } h2 { margin-top: 2.4rem; border-bottom: 1px solid #ddd; }
+h1 { font-size: 1.6rem; margin-bottom: .2rem; }
+h2 { margin-top: 2.4rem; border-bottom: 1px solid #ddd; }
 .sub { color: #555; margin-top: 0; }
 table { border-collapse: collapse; margin: .6rem 0 1rem; background: #fff; font-size: .92rem; }
 th, td { border: 1px solid #ddd; padding: .3rem .6rem; text-align: right; }
@@ -48,13 +50,6 @@ figcaption { font-size: .8rem; color: #444; text-align: center; }
 
 def esc(value: Any) -> str:
     return html.escape(str(value), quote=True)
-
-
-def fmt(value: float | None, digits: int = 3) -> str:
-    """A score for a table cell: 3 decimals, an em dash when undefined."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "—"
-    return f"{value:.{digits}f}"
 
 
 @dataclass
@@ -97,7 +92,8 @@ def table(header: Sequence[str], rows: Sequence[Sequence[str]], row_classes: Seq
 def image(src: str, alt: str, cls: str = "", width: int | None = None,
           height: int | None = None) -> str:
     size = (f' width="{width}"' if width else "") + (f' height="{height}"' if height else "")
-    return f'<img src="{esc(src)}" alt="{esc(alt)}"{size}' + (f' class="{cls}"' if cls else "") + ">"
+    cls = f' class="{cls}"' if cls else ""
+    return f'<img src="{esc(src)}" alt="{esc(alt)}"{size}{cls}>'
 
 
 def figure(panel: Panel, cls: str = "") -> str:
@@ -121,7 +117,8 @@ def gallery_card(item: GalleryItem) -> str:
     return (f'<section class="card" id="{esc(item.anchor)}">'
             f"<h3>#{item.rank} <code>{esc(item.stem)}</code></h3>"
             f'<div class="scores">{scores}<br>{esc(shares)}</div>'
-            f'<div class="panels">{"".join(figure(p) for p in item.panels)}</div>{layers}</section>')
+            f'<div class="panels">{"".join(figure(p) for p in item.panels)}</div>{layers}'
+            "</section>")
 
 
 def page(title: str, sections: Sequence[str]) -> str:
