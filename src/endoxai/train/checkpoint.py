@@ -42,6 +42,7 @@ from endoxai.config import Config
 from endoxai.errors import UserError
 from endoxai.fileio import atomic_write_bytes
 from endoxai.models import Generator, build_models
+from endoxai.weights import SUFFIX
 
 FORMAT = "endoxai-checkpoint"
 VERSION = 2  # 2: optional mid-epoch state ("partial")
@@ -137,7 +138,7 @@ def load_generator(path: str | Path, map_location: str | torch.device = "cpu",
     (``endoxai.weights.bundle``, SHA-256 checked). ``trained``: the trained weights
     (``generator_train``) of a run that kept a moving average, instead of the average;
     UserError for a checkpoint without them."""
-    if Path(path).suffix == ".safetensors":
+    if Path(path).suffix == SUFFIX:
         from endoxai.weights.bundle import read_bundle
 
         if trained:

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-
-from torch import nn
+from typing import TYPE_CHECKING
 
 from endoxai.errors import UserError
-from endoxai.weights.bundle import SUFFIX
+
+if TYPE_CHECKING:  # importing this package (the CLI's parser does) must not import torch
+    from torch import nn
 
 log = logging.getLogger(__name__)
+
+SUFFIX = ".safetensors"  # of a shipped model's weights file (endoxai.weights.bundle)
 
 WEIGHTS_DIR = Path(__file__).resolve().parent
 BUNDLED = {"polyp": "Kvasir-SEG polyps (pix2pix generator, docs/model-card.md)"}
@@ -60,7 +63,7 @@ def resolve_model(checkpoint: str | Path | None = None, model: str | None = None
 
 
 def load_model(model: str = DEFAULT_MODEL, checkpoint: str | Path | None = None,
-               device: str = "cpu") -> nn.Module:
+               device: str = "cpu") -> "nn.Module":
     """A generator ready for ``endoxai.explain.explain`` (eval mode, float32, on ``device``):
     the bundled ``model`` (default: the polyp model), or ``checkpoint`` when given. Inputs are
     (N, 3, S, S) in [-1, 1], S = the ``data.image_size`` of the model's config, which

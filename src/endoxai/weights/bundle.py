@@ -30,12 +30,13 @@ from endoxai import __version__
 from endoxai.config import Config
 from endoxai.errors import UserError
 from endoxai.fileio import atomic_write_bytes, atomic_write_text
+from endoxai.weights import SUFFIX
 
 log = logging.getLogger(__name__)
 
 FORMAT = "endoxai-weights"
 VERSION = 1
-SUFFIX, SIDECAR_SUFFIX = ".safetensors", ".json"
+SIDECAR_SUFFIX = ".json"
 DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 # fp16 keeps 3 more mantissa bits than bf16 (closer to the trained fp32 model) but overflows
 # above this magnitude; such a model needs bf16, whose range is float32's.
