@@ -12,7 +12,8 @@ For each image size, one table with rows measured side by side (interleaved roun
   machine's GEMM rate, measured in the same run with square ``torch.mm`` products in fp32 and
   bf16. "× floor" = time / floor (1.0 would be GEMM speed for every layer).
 
-Example: ``python benchmarks/bench_forward.py --sizes 512 256 --repeats 7``
+Example: ``python benchmarks/bench_forward.py --sizes 512 256 --repeats 7`` (``--width 16``: a
+generator with a quarter of Table 1's channels in every layer)
 """
 
 from __future__ import annotations
@@ -90,7 +91,7 @@ def onnx_runner(g: Generator, size: int, workdir: Path):
     from endoxai.train.checkpoint import FORMAT, VERSION, atomic_save
 
     ckpt = workdir / f"g{size}.pt"
-    cfg = Config().override(data={"image_size": size})
+    cfg = Config().override(data={"image_size": size}, model={"width": g.width})
     atomic_save({"format": FORMAT, "version": VERSION, "config": cfg.to_dict(),
                  "generator": g.state_dict()}, ckpt)
     session = OnnxGenerator(export_onnx(ckpt, workdir / f"g{size}.onnx"),
@@ -101,7 +102,7 @@ def onnx_runner(g: Generator, size: int, workdir: Path):
 
 def run(args: argparse.Namespace) -> str:
     torch.manual_seed(args.seed)
-    g = Generator().eval()
+    g = Generator(width=args.width).eval()
     g_cl = copy.deepcopy(g).to(memory_format=torch.channels_last)
     g_bf16 = prepare_for_inference(copy.deepcopy(g), "bf16")
     facts = machine()
@@ -139,8 +140,8 @@ def run(args: argparse.Namespace) -> str:
                 rows.append([name, f"{t:.4f}", f"{min(wall[name]) / args.batch:.4f}",
                              f"{median(cpu[name]) / args.batch:.3f}", f"{plain / args.batch / t:.2f}",
                              f"{floor:.4f}", f"{t / floor:.2f}", f"{peak:.0f} (+{rise:.0f})"])
-            out += ["", f"Generator forward, {size}×{size}, batch {args.batch}, "
-                    f"{flops / 1e9:.1f} GFLOP per image:", ""]
+            out += ["", f"Generator forward (width {args.width}), {size}×{size}, batch "
+                    f"{args.batch}, {flops / 1e9:.1f} GFLOP per image:", ""]
             out.append(table(["method", "s / image (median)", "s / image (min)", "CPU s / image",
                               "speed-up vs plain", "floor s", "× floor", "peak RSS MiB (rise)"],
                              rows))
@@ -155,6 +156,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--repeats", type=int, default=7)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--width", type=int, default=64,
+                   help="model.width of the random generator (default 64: Table 1)")
     p.add_argument("--no-onnx", dest="onnx", action="store_false",
                    help="skip ONNX Runtime (otherwise timed when installed)")
     p.add_argument("--compile", action="store_true", help="also time torch.compile (slow start)")
