@@ -72,3 +72,53 @@ def test_layers_figure_png():
     assert red > 20 and blue > 20
     with pytest.raises(ValueError, match="no layer maps"):
         layers_figure({})
+
+
+def _image_axes(fig):
+    return [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
+
+
+def test_a_pixel_targets_relevance_is_not_hidden_by_its_frame():
+    # The relevance of a pixel target often sits on that pixel alone: the frame must leave it
+    # visible (a marker drawn on the pixel hid it), and an enlarged panel shows it bigger.
+    size = 64
+    image = np.zeros((size, size, 3), np.uint8)
+    relevance = np.zeros((size, size))
+    relevance[32, 20] = 1.0
+    mask = np.zeros((size, size), bool)
+    plain = _count_red_blue(_decode(figure_png(explanation_figure(image, relevance, mask))))[0]
+    fig = explanation_figure(image, relevance, mask, target=("pixel", 32, 20))
+    framed = _count_red_blue(_decode(figure_png(fig)))[0]
+    assert framed >= plain
+    assert len(_image_axes(fig)) == 4  # image | relevance | mask | relevance around the target
+    zoom = _image_axes(fig)[3]
+    shown = zoom.get_images()[0].get_array()
+    assert shown.shape == (25, 25) and shown[12, 12] == 1.0  # centred on the pixel
+
+
+def test_panels_are_framed_without_ticks():
+    size = 32
+    fig = explanation_figure(np.zeros((size, size, 3), np.uint8), np.zeros((size, size)),
+                             np.zeros((size, size), bool))
+    panels = _image_axes(fig)
+    assert len(panels) == 3  # no target: no enlarged panel
+    for ax in panels:
+        assert ax.axison and all(s.get_visible() for s in ax.spines.values())
+        assert not ax.get_xticks().size and not ax.get_yticks().size
+
+
+@pytest.mark.parametrize("scale, unit", [(1e-3, "in units of 10⁻³"), (1e4, "in units of 10⁴"),
+                                         (1.0, "")])
+def test_the_colour_bars_scale_is_in_its_label(scale, unit):
+    size = 64
+    relevance = _blob_relevance(size) * scale * 4  # max|R| = about 4 x scale
+    fig = explanation_figure(np.zeros((size, size, 3), np.uint8), relevance,
+                             np.zeros((size, size), bool))
+    figure_png(fig)  # draws: tick labels and offset texts exist only then
+    bar = next(ax for ax in fig.axes if ax.get_label() == "<colorbar>")
+    label = bar.get_ylabel()
+    assert label.startswith("relevance") and (unit in label if unit else "units" not in label)
+    assert bar.yaxis.get_offset_text().get_text() == ""  # no "1e-3" above the bar
+    ticks = [float(t.get_text().replace("−", "-")) for t in bar.get_yticklabels()
+             if t.get_text()]
+    assert max(abs(t) for t in ticks) < 10  # read in the label's unit

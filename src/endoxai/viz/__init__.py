@@ -6,6 +6,7 @@ backend switch).
 """
 
 from endoxai.viz.heatmaps import channel_sum, heatmap_rgb, symmetric_limit
-from endoxai.viz.overlays import overlay_heatmap, overlay_mask
+from endoxai.viz.overlays import error_overlay, overlay_heatmap, overlay_mask
 
-__all__ = ["channel_sum", "heatmap_rgb", "overlay_heatmap", "overlay_mask", "symmetric_limit"]
+__all__ = ["channel_sum", "error_overlay", "heatmap_rgb", "overlay_heatmap", "overlay_mask",
+           "symmetric_limit"]

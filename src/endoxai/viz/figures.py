@@ -10,41 +10,103 @@ import io
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+from matplotlib import patheffects
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
+from matplotlib.ticker import FuncFormatter
 
 from endoxai.viz.heatmaps import symmetric_limit
 
 CMAP = "bwr"  # diverging, white at 0; heatmaps.heatmap_rgb computes the same colours in numpy
 DPI = 120
 MARKER_COLOUR = "#00c000"  # target pixel / box outline: green, distinct from red and blue
+ZOOM_MIN_HALF = 12  # the enlarged window around a small target: at least 25 x 25 pixels
+ZOOM_BELOW = 8  # a box is "small" (gets an enlarged panel) below 1/8 of the image side
 
 
-def _imshow_relevance(fig: Figure, ax, relevance: np.ndarray, label: str | None = None):
-    limit = symmetric_limit(relevance) or 1.0  # an all-zero map is white at any scale
+def _imshow_relevance(fig: Figure, ax, relevance: np.ndarray, label: str | None = None,
+                      limit: float | None = None):
+    if limit is None:
+        limit = symmetric_limit(relevance) or 1.0  # an all-zero map is white at any scale
     im = ax.imshow(relevance, cmap=CMAP, vmin=-limit, vmax=limit, interpolation="nearest")
-    bar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
+    scale, unit = _scale(limit)
+    # The scale goes into the label: matplotlib's "1e-2" above the bar is easily overlooked.
+    bar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03,
+                       format=FuncFormatter(lambda v, _: f"{v / scale:g}"))
     bar.ax.tick_params(labelsize=7)
-    bar.formatter.set_powerlimits((-2, 3))  # scientific notation for tiny or huge relevance
     if label:
-        bar.set_label(label, fontsize=8)
+        bar.set_label(f"{label}{unit}", fontsize=8)
     return im
 
 
-def _mark_target(ax, target: object) -> None:
-    """Outline a ("pixel", y, x) or ("box", y0, x0, y1, x1) target (model-resolution coords)."""
-    if not isinstance(target, tuple) or not target:
+def _scale(limit: float) -> tuple[float, str]:
+    """(divisor, label suffix) that keep colour-bar ticks between 0.1 and 999."""
+    if not limit > 0 or not np.isfinite(limit):
+        return 1.0, ""
+    exponent = int(np.floor(np.log10(limit)))
+    if -1 <= exponent <= 2:
+        return 1.0, ""
+    return 10.0 ** exponent, f" in units of 10{str(exponent).translate(_SUPERSCRIPT)}"
+
+
+_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def _frame(ax) -> None:
+    """A thin frame and no ticks: a white map on a white page still shows where it ends."""
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(True)
+        spine.set_linewidth(0.8)
+        spine.set_edgecolor("0.35")
+
+
+def _mark_target(ax, target: object, size: int) -> None:
+    """Frame a ("pixel", y, x) or ("box", y0, x0, y1, x1) target (model-resolution coords).
+
+    A pixel gets a hollow square around it, leaving the relevance next to the pixel visible (a
+    marker on the pixel would hide exactly what its explanation shows)."""
+    if not isinstance(target, tuple) or not target or target[0] not in ("pixel", "box"):
         return
     if target[0] == "pixel":
         _, y, x = target
-        ax.plot([x], [y], marker="+", markersize=14, markeredgewidth=2, color=MARKER_COLOUR)
-    elif target[0] == "box":
-        _, y0, x0, y1, x1 = target
-        # Half-open box [y0, y1) x [x0, x1); pixel centres sit on integer coordinates.
-        ax.add_patch(
-            Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, lw=1.5, ec=MARKER_COLOUR)
-        )
+        r = _pixel_frame_radius(size)
+        top, left, bottom, right = y - r, x - r, y + r + 1, x + r + 1
+    else:
+        _, top, left, bottom, right = target  # half-open: rows top..bottom-1
+    _outline(ax, top, left, bottom, right)
+
+
+def _outline(ax, top: int, left: int, bottom: int, right: int) -> None:
+    """A green rectangle with a dark edge (visible on white, red and blue) around rows
+    top..bottom-1 and columns left..right-1; pixel centres sit on integer coordinates."""
+    ax.add_patch(Rectangle((left - 0.5, top - 0.5), right - left, bottom - top, fill=False,
+                           lw=1.5, ec=MARKER_COLOUR,
+                           path_effects=[patheffects.withStroke(linewidth=3, foreground="black")]))
+
+
+def _pixel_frame_radius(size: int) -> int:
+    return max(3, size // 40)
+
+
+def _zoom_window(target: object, size: int) -> tuple[int, int, int, int] | None:
+    """(y0, y1, x0, x1) of the window a small target is shown enlarged in, else None."""
+    if not isinstance(target, tuple) or not target or target[0] not in ("pixel", "box"):
+        return None
+    if target[0] == "pixel":
+        cy, cx, extent = target[1], target[2], 1
+    else:
+        _, by0, bx0, by1, bx1 = target
+        extent = max(by1 - by0, bx1 - bx0)
+        if extent > size // ZOOM_BELOW:
+            return None
+        cy, cx = (by0 + by1 - 1) // 2, (bx0 + bx1 - 1) // 2
+    half = max(ZOOM_MIN_HALF, extent)
+    y0 = min(max(0, cy - half), max(0, size - 2 * half - 1))  # kept inside the image
+    x0 = min(max(0, cx - half), max(0, size - 2 * half - 1))
+    return y0, min(size, y0 + 2 * half + 1), x0, min(size, x0 + 2 * half + 1)
 
 
 def explanation_figure(
@@ -58,8 +120,11 @@ def explanation_figure(
     """Three panels: the image, its input relevance map and the predicted mask, all (H, W).
 
     image: uint8 (H, W, 3), as the model saw it. relevance: (H, W), the input relevance summed
-    over colour channels, drawn with ``bwr`` on ±max|R| and a colourbar. mask: bool (H, W),
-    logit > 0. ``target`` (a parsed pixel or box target) is outlined on the last two panels.
+    over colour channels, drawn with ``bwr`` on ±max|R| and a colourbar whose label carries the
+    scale ("in units of 10⁻²"). mask: bool (H, W), logit > 0. ``target`` (a parsed pixel or box
+    target) is framed on the relevance and mask panels; for a pixel or a small box a fourth
+    panel shows the relevance around it enlarged, on the same colour scale (a pixel's relevance
+    often covers only a few pixels). Every panel has a thin frame.
     """
     relevance = np.asarray(relevance, dtype=np.float64)
     mask = np.asarray(mask, dtype=bool)
@@ -68,21 +133,40 @@ def explanation_figure(
         raise ValueError(
             f"image {image.shape[:2]}, relevance {relevance.shape} and mask {mask.shape} must match"
         )
-    fig = Figure(figsize=(13.5, 4.9), layout="constrained")
+    window = _zoom_window(target, h)
+    fig = Figure(figsize=(18.0 if window else 13.5, 4.9), layout="constrained")
     FigureCanvasAgg(fig)
-    ax_img, ax_rel, ax_mask = fig.subplots(1, 3)
+    axes = fig.subplots(1, 4 if window else 3)
+    ax_img, ax_rel, ax_mask = axes[:3]
     ax_img.imshow(image, interpolation="nearest")
     ax_img.set_title(f"Input image ({h}×{w}, as the model sees it)", fontsize=10)
-    _imshow_relevance(fig, ax_rel, relevance, "relevance (red +, blue −)")
+    limit = symmetric_limit(relevance) or 1.0
+    _imshow_relevance(fig, ax_rel, relevance, "relevance (red +, blue −)", limit)
     ax_rel.set_title(f"Input relevance, summed over RGB\nΣR = {relevance.sum():.4g}", fontsize=10)
     ax_mask.imshow(mask, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     ax_mask.set_title(
         f"Predicted mask (logit > 0)\n{100 * mask.mean():.1f}% foreground", fontsize=10
     )
     for ax in (ax_img, ax_rel, ax_mask):
-        ax.set_axis_off()
+        _frame(ax)
     for ax in (ax_rel, ax_mask):
-        _mark_target(ax, target)
+        _mark_target(ax, target, h)
+    if window:
+        y0, y1, x0, x1 = window
+        ax_zoom = axes[3]
+        _imshow_relevance(fig, ax_zoom, relevance[y0:y1, x0:x1], "relevance (red +, blue −)",
+                          limit)
+        ax_zoom.set_title(f"Input relevance around the target\nrows {y0}–{y1 - 1}, "
+                          f"columns {x0}–{x1 - 1} (same colour scale)", fontsize=10)
+        _frame(ax_zoom)
+        if target[0] == "pixel":  # enlarged, the pixel itself can be framed
+            _, y, x = target
+            _outline(ax_zoom, y - y0, x - x0, y - y0 + 1, x - x0 + 1)
+        else:
+            _, by0, bx0, by1, bx1 = target
+            _outline(ax_zoom, by0 - y0, bx0 - x0, by1 - y0, bx1 - x0)
+        ax_rel.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, lw=0.8,
+                                   ec="0.35", ls="--"))
     if title:
         fig.suptitle(title, fontsize=11)
     return fig

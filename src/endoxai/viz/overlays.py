@@ -7,6 +7,12 @@ import numpy as np
 from endoxai.viz.heatmaps import heatmap_rgb, symmetric_limit
 
 MASK_COLOUR = (0, 255, 0)  # green: distinct from both heatmap colours
+# Errors of a predicted mask against the truth, from the Okabe-Ito palette: of its colours these
+# three stay furthest apart from each other and from reddish mucosa, for normal vision and when
+# simulated for protanopia, deuteranopia and tritanopia (Machado et al. 2009; tests/viz).
+TP_COLOUR = (86, 180, 233)  # sky blue: predicted and true
+FP_COLOUR = (240, 228, 66)  # yellow: predicted, not true
+FN_COLOUR = (0, 114, 178)  # blue: true, missed
 
 
 def _check_image(image: np.ndarray) -> np.ndarray:
@@ -64,3 +70,24 @@ def overlay_heatmap(
         strength = np.clip(np.nan_to_num(np.abs(relevance) / limit), 0.0, 1.0)
     weight = (alpha * strength)[..., None]
     return np.rint((1.0 - weight) * image + weight * colours).astype(np.uint8)
+
+
+def error_overlay(image: np.ndarray, pred: np.ndarray, truth: np.ndarray,
+                  alpha: float = 0.55) -> np.ndarray:
+    """uint8 (H, W, 3) image with a predicted mask's errors drawn over it (bool (H, W) masks):
+    true positives in ``TP_COLOUR``, false positives in ``FP_COLOUR``, false negatives in
+    ``FN_COLOUR``, each blended at ``alpha``; the errors (FP, FN) also get an opaque one-pixel
+    outline, so that a thin or small error region stays visible on any tissue."""
+    pred, truth = np.asarray(pred, dtype=bool), np.asarray(truth, dtype=bool)
+    out = overlay_mask(image, pred & truth, TP_COLOUR, alpha)
+    for region, colour in ((pred & ~truth, FP_COLOUR), (~pred & truth, FN_COLOUR)):
+        out = overlay_mask(out, region, colour, alpha)
+        out[_edge(region)] = colour
+    return out
+
+
+def _edge(mask: np.ndarray) -> np.ndarray:
+    """The pixels of ``mask`` with a 4-neighbour outside it (or on the image border)."""
+    padded = np.pad(mask, 1, constant_values=False)
+    inner = (padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:])
+    return mask & ~inner
