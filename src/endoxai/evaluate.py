@@ -43,7 +43,6 @@ import dataclasses
 import io
 import json
 import logging
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,7 +54,7 @@ from endoxai.data.io import binarize_mask, read_image, read_mask_grey
 from endoxai.data.masklike import is_colour, mask_problem
 from endoxai.data.splits import select_ids
 from endoxai.errors import UserError
-from endoxai.fileio import atomic_write_text
+from endoxai.fileio import atomic_write_text, json_safe
 from endoxai.metrics import (
     MEDAI_KEYS,
     Counts,
@@ -295,17 +294,9 @@ def default_csv_path(output: str | Path) -> Path:
     return output.with_name(f"{output.stem}_per_image.csv")
 
 
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return value
-
-
 def write_metrics_json(result: EvaluationResult, path: str | Path) -> None:
     """Write ``result.summary`` as JSON (NaN becomes null), atomically."""
-    text = json.dumps(_json_safe(result.summary), indent=2, allow_nan=False) + "\n"
+    text = json.dumps(json_safe(result.summary), indent=2, allow_nan=False) + "\n"
     atomic_write_text(path, text)
     logger.info("wrote %s", path)
 

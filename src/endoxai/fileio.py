@@ -4,18 +4,23 @@ A kill at any moment leaves either the old file or the complete new one, never h
 ``kill -9`` can leave a hidden temp file ``.<name>.<8 hex>.tmp`` behind (remove_stale_temps).
 Also here: the guards that keep outputs from overwriting inputs (``file_ids`` / ``is_one_of``)
 or from landing where a rerun would read them as inputs (``check_output_outside``), and
-``output_folder``, which removes an output folder that a failed command left empty.
+``output_folder``, which removes an output folder that a failed command left empty, and
+``json_safe``, the one NaN policy of the JSON files endoxai writes (NaN is written as null).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import re
 import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from endoxai.errors import UserError
 
@@ -50,6 +55,20 @@ def atomic_write_bytes(path: str | Path, data: bytes | memoryview) -> None:
 def atomic_write_text(path: str | Path, text: str) -> None:
     """UTF-8; file names that are not valid UTF-8 (surrogate escapes) keep their original bytes."""
     atomic_write_bytes(path, text.encode("utf-8", errors="surrogateescape"))
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with NaN as None (JSON has no NaN: strict readers refuse it), numpy scalars as
+    Python numbers and tuples as lists, through nested dicts and lists."""
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return None if math.isnan(value) else float(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
 
 
 def remove_stale_temps(folder: str | Path) -> list[Path]:

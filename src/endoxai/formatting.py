@@ -1,4 +1,5 @@
-"""How numbers read in tables and reports: fixed decimals, an em dash when undefined, mean±error."""
+"""How numbers read in tables, reports and CSV files: fixed decimals, an em dash when undefined,
+mean±error; ``nan`` in CSV."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import math
 
 def fmt(value: float | None, digits: int = 3) -> str:
     """A score for a table cell: ``digits`` decimals, an em dash when None or NaN."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if value is None or math.isnan(value):
         return "—"
     return f"{value:.{digits}f}"
 
@@ -15,3 +16,9 @@ def fmt(value: float | None, digits: int = 3) -> str:
 def fmt_pm(mean: float | None, sem: float | None, digits: int = 3) -> str:
     """``mean±sem`` (standard error), or the mean alone when there is no error (one image)."""
     return fmt(mean, digits) + ("" if sem is None else f"±{sem:.{digits}f}")
+
+
+def fmt_csv(value: float | None) -> str:
+    """A number for a CSV cell: 6 significant digits, ``nan`` when None or NaN (what spreadsheets
+    and pandas read back as missing)."""
+    return "nan" if value is None or math.isnan(value) else f"{value:.6g}"

@@ -71,6 +71,7 @@ from endoxai.explain.perturbation import (
     random_order,
     step_counts,
 )
+from endoxai.fileio import json_safe
 
 logger = logging.getLogger(__name__)
 
@@ -157,9 +158,9 @@ class FaithfulnessResult:
 
     def to_dict(self) -> dict[str, Any]:
         """Everything, JSON-ready (NaN -> None): the content of ``faithfulness.json``."""
-        return _json_safe({"settings": self.settings, "fractions": self.fractions,
-                           "summary": self.summary(), "images": self.images,
-                           "skipped": self.skipped})
+        return json_safe({"settings": self.settings, "fractions": self.fractions,
+                          "summary": self.summary(), "images": self.images,
+                          "skipped": self.skipped})
 
 
 def _mean_sem(values: Sequence[float | None]) -> tuple[float | None, float | None]:
@@ -168,18 +169,6 @@ def _mean_sem(values: Sequence[float | None]) -> tuple[float | None, float | Non
         return None, None
     sem = float(v.std(ddof=1) / math.sqrt(v.size)) if v.size > 1 else None
     return float(v.mean()), sem
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, (float, np.floating)):
-        return None if math.isnan(value) else float(value)
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
 
 
 def evaluate_faithfulness(

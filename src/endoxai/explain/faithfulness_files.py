@@ -13,7 +13,6 @@ import csv
 import io
 import json
 import logging
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +38,9 @@ from endoxai.explain.faithfulness import (
 from endoxai.explain.methods import RANDOM
 from endoxai.explain.perturbation import ORDERS
 from endoxai.fileio import atomic_write_bytes, atomic_write_text
+from endoxai.formatting import fmt, fmt_csv, fmt_pm
 from endoxai.train.checkpoint import load_generator
+from endoxai.viz.figures import figure_png
 
 logger = logging.getLogger(__name__)
 
@@ -157,21 +158,13 @@ def format_table(result: FaithfulnessResult) -> str:
              f"{100 * result.settings['fraction']:.0f}% of the image, baseline "
              f"{result.settings['baseline']}"), header]
     for method, s in summary.items():
-        lines.append(f"{method:<26} {_pm(s['aopc_morf'], s['aopc_morf_sem']):>13} "
-                     f"{_pm(s['aopc_lerf'], s['aopc_lerf_sem']):>13} {_num(s['abpc']):>8} "
-                     f"{_num(s['mass_accuracy']):>9} {_num(s['pointing_game']):>8} "
-                     f"{_num(s['seconds'], '.1f'):>6}")
+        lines.append(f"{method:<26} {fmt_pm(s['aopc_morf'], s['aopc_morf_sem']):>13} "
+                     f"{fmt_pm(s['aopc_lerf'], s['aopc_lerf_sem']):>13} {fmt(s['abpc']):>8} "
+                     f"{fmt(s['mass_accuracy']):>9} {fmt(s['pointing_game']):>8} "
+                     f"{fmt(s['seconds'], 1):>6}")
     if result.skipped:
         lines.append(f"skipped {len(result.skipped)} image(s) with an empty prediction")
     return "\n".join(lines)
-
-
-def _num(value: float | None, fmt: str = ".3f") -> str:
-    return "—" if value is None or math.isnan(value) else format(value, fmt)
-
-
-def _pm(mean: float | None, sem: float | None) -> str:
-    return _num(mean) + ("" if sem is None else f"±{sem:.3f}")
 
 
 def curves_figure(summary: dict[str, dict[str, Any]], fractions: Sequence[float],
@@ -225,20 +218,14 @@ def write_faithfulness(result: FaithfulnessResult, output_dir: str | Path) -> di
         for method, r in image["methods"].items():
             writer.writerow([image["name"], method, f"{image['initial_score']:.6g}",
                              image["target_pixels"]]
-                            + [_csv(r[k]) for k in CSV_COLUMNS[4:]])
+                            + [fmt_csv(r[k]) for k in CSV_COLUMNS[4:]])
     atomic_write_text(paths["csv"], buffer.getvalue())
     s = result.settings
     title = (f"Region perturbation, {len(result.images)} image(s), {s['patch']} px patches, "
              f"baseline {s['baseline']}")
     fig = curves_figure(result.summary(), result.fractions, title=title)
-    png = io.BytesIO()
-    fig.savefig(png, format="png", dpi=110)
-    atomic_write_bytes(paths["png"], png.getvalue())
+    atomic_write_bytes(paths["png"], figure_png(fig, dpi=110))
     return paths
-
-
-def _csv(value: float) -> str:
-    return "nan" if value is None or math.isnan(value) else f"{value:.6g}"
 
 
 def read_faithfulness(path: str | Path) -> dict[str, Any]:

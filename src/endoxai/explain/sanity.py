@@ -40,7 +40,6 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from endoxai.explain.faithfulness import _json_safe  # one NaN policy for the result files
 from endoxai.explain.flow import unet_depth
 from endoxai.explain.methods import (
     RANDOM,
@@ -51,6 +50,7 @@ from endoxai.explain.methods import (
     relevance_maps,
 )
 from endoxai.explain.similarity import mean_interval, normalise_abs, spearman, ssim
+from endoxai.fileio import json_safe  # one NaN policy for the result files
 
 logger = logging.getLogger(__name__)
 
@@ -203,9 +203,9 @@ class SanityResult:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready content of ``sanity.json`` (NaN -> None)."""
-        return _json_safe({"settings": self.settings, "stages": self.stages, "names": self.names,
-                           "summary": self.summary(), "similarity": self.similarity,
-                           "skipped": self.skipped})
+        return json_safe({"settings": self.settings, "stages": self.stages, "names": self.names,
+                          "summary": self.summary(), "similarity": self.similarity,
+                          "skipped": self.skipped})
 
 
 def attribution_maps(model: nn.Module, images: torch.Tensor, target: torch.Tensor,

@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from endoxai.errors import UserError
 from endoxai.explain.faithfulness_files import choose_images
 from endoxai.explain.sanity import MEASURES, SanityResult, SanitySettings, evaluate_sanity
 from endoxai.fileio import atomic_write_bytes, atomic_write_text
+from endoxai.formatting import fmt, fmt_csv
 from endoxai.viz.figures import figure_png
 from endoxai.viz.sanity import sanity_figure
 
@@ -69,7 +69,7 @@ def write_sanity(result: SanityResult, output_dir: str | Path) -> dict[str, Path
     for stage, per_method in result.similarity.items():
         for method, values in per_method.items():
             for i, name in enumerate(result.names):
-                writer.writerow([name, stage, method] + [_csv(values[m][i]) for m in MEASURES])
+                writer.writerow([name, stage, method] + [fmt_csv(values[m][i]) for m in MEASURES])
     atomic_write_text(paths["csv"], buffer.getvalue())
     fig = sanity_figure(result.summary(), result.stages,
                         title=f"Randomisation sanity check, {len(result.names)} image(s): "
@@ -77,10 +77,6 @@ def write_sanity(result: SanityResult, output_dir: str | Path) -> dict[str, Path
                               "the randomised weights)")
     atomic_write_bytes(paths["png"], figure_png(fig, dpi=110))
     return paths
-
-
-def _csv(value: float | None) -> str:
-    return "nan" if value is None or math.isnan(value) else f"{value:.6g}"
 
 
 def format_sanity_table(result: SanityResult | dict[str, Any]) -> str:
@@ -107,20 +103,15 @@ def format_sanity_table(result: SanityResult | dict[str, Any]) -> str:
         cells = [_interval(summary[c][method]["spearman"]) for c in columns]
         line = f"{method:<26} " + " ".join(f"{cell:>20}" for cell in cells)
         if has_key:
-            line += f" {_num(summary[KEY_STAGE][method]['ssim']['mean']):>18}"
+            line += f" {fmt(summary[KEY_STAGE][method]['ssim']['mean'], 2):>18}"
         lines.append(line)
     return "\n".join(lines)
 
 
-def _num(value: float | None) -> str:
-    return "—" if value is None or (isinstance(value, float) and math.isnan(value)) \
-        else f"{value:.2f}"
-
-
 def _interval(stats: dict[str, Any]) -> str:
     if stats.get("low") is None:
-        return _num(stats.get("mean"))
-    return f"{_num(stats['mean'])} [{_num(stats['low'])}, {_num(stats['high'])}]"
+        return fmt(stats.get("mean"), 2)
+    return f"{fmt(stats['mean'], 2)} [{fmt(stats['low'], 2)}, {fmt(stats['high'], 2)}]"
 
 
 def read_sanity(path: str | Path) -> dict[str, Any]:
