@@ -16,7 +16,8 @@ It predicts the validation images of RUN/split.json with RUN/best.pt (without --
 - the MedAI metrics (per-image mean) and pooled metrics next to the paper's Table 2;
 - training curves from RUN/history.csv (generator and discriminator losses, validation scores);
 - a gallery of the validation images sorted worst Dice first: image, ground truth, prediction
-  (TP green, FP amber, FN magenta), LRP input relevance and the relevance at every block;
+  (TP sky blue, FP yellow, FN blue, errors outlined), LRP input relevance and the relevance at
+  every block;
 - a table with every validation image's scores;
 - faithfulness curves and table from `endoxai evaluate-explanations`, when available.
 """

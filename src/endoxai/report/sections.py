@@ -30,7 +30,8 @@ from endoxai.report.page import (
     table,
 )
 from endoxai.report.pictures import Pictures
-from endoxai.viz import heatmap_rgb, overlay_heatmap, overlay_mask
+from endoxai.viz import error_overlay, heatmap_rgb, overlay_heatmap, overlay_mask
+from endoxai.viz.overlays import FN_COLOUR, FP_COLOUR, TP_COLOUR
 
 # Table 2 of Ahmed & Ali (2021): their results on the MedAI 2021 challenge *test* set.
 PAPER_TABLE2 = {
@@ -39,8 +40,7 @@ PAPER_TABLE2 = {
                    "precision": 0.80},
 }
 TASK_OF_LAYOUT = {"kvasir-seg": "polyp", "kvasir-instrument": "instrument"}
-TRUTH_COLOUR = (0, 200, 0)
-TP_COLOUR, FP_COLOUR, FN_COLOUR = (0, 200, 0), (255, 190, 0), (230, 0, 230)
+TRUTH_COLOUR = TP_COLOUR  # the colour of what is truly there, as in the prediction's overlay
 LAYER_MIN_PX = 64  # deep blocks (down8 is 1x1 at 256²) are enlarged by repeating pixels
 
 
@@ -152,7 +152,7 @@ def _gallery_item(entry: GalleryEntry, numbers: ReportNumbers,
     src = {key: pictures.array(f"{base}_{key}", array) for key, array in {
         "image": picture,
         "truth": overlay_mask(picture, entry.truth, TRUTH_COLOUR, alpha=0.45),
-        "prediction": _error_overlay(picture, entry.pred, entry.truth),
+        "prediction": error_overlay(picture, entry.pred, entry.truth),
         "relevance": heatmap_rgb(entry.relevance),
         "overlay": overlay_heatmap(picture, entry.relevance),
     }.items()}
@@ -173,12 +173,6 @@ def _gallery_item(entry: GalleryEntry, numbers: ReportNumbers,
     scores = {k: float(v[entry.index]) for k, v in numbers.per_image.items()}
     return GalleryItem(entry.rank, base, stem, scores, float(entry.truth.mean()),
                        float(entry.pred.mean()), panels, layers)
-
-
-def _error_overlay(image: np.ndarray, pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
-    out = overlay_mask(image, pred & truth, TP_COLOUR, alpha=0.5)
-    out = overlay_mask(out, pred & ~truth, FP_COLOUR, alpha=0.6)
-    return overlay_mask(out, ~pred & truth, FN_COLOUR, alpha=0.6)
 
 
 def _enlarge(rgb: np.ndarray) -> np.ndarray:
