@@ -14,6 +14,7 @@ import urllib.request
 import pytest
 
 from endoxai.cli import main
+from endoxai.view.server import open_socket
 
 
 def test_masks_without_images_is_a_user_error(view_files, capsys):
@@ -69,5 +70,4 @@ def test_ctrl_c_stops_the_server_cleanly(view_files):
     assert code == 130
     assert "Traceback" not in rest and "interrupted" in rest
     port = int(url.rstrip("/").rsplit(":", 1)[1])
-    with socket.socket() as again:  # the port is free again
-        again.bind(("127.0.0.1", port))
+    open_socket("127.0.0.1", port).close()  # a new viewer can listen on the port at once

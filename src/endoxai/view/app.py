@@ -37,9 +37,15 @@ from starlette.staticfiles import StaticFiles
 
 from endoxai.errors import ItemError
 from endoxai.explain import COMPOSITES
+from endoxai.explain.targets import Target
 from endoxai.view import render
-from endoxai.view.store import MAX_UPLOAD_BYTES, MAX_UPLOAD_PIXELS, UploadRefused, \
-    too_large_message
+from endoxai.view.store import (
+    MAX_UPLOAD_BYTES,
+    MAX_UPLOAD_PIXELS,
+    StoredImage,
+    UploadRefused,
+    too_large_message,
+)
 from endoxai.view.viewer import DEFAULT_COMPOSITE, Viewer, npz_arrays, parse_target
 from endoxai.view.web import STATIC, HostCheck, SecurityHeaders
 
@@ -80,6 +86,43 @@ class Worker:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
+class Answers:
+    """Relevance answers as the page receives them, and the arrays of the recent ones (for the
+    npz download). Called from the worker thread only."""
+
+    def __init__(self, viewer: Viewer) -> None:
+        self.viewer = viewer
+        self._arrays: OrderedDict[str, dict] = OrderedDict()
+        self._ids = itertools.count(1)
+
+    def answer(self, image: StoredImage, composite: str, target: Target) -> dict:
+        """``Viewer.ask`` rendered: the input map and every block's map as PNG data URLs, their
+        colour scales and totals, the skip-flow table, timings and the id of the arrays."""
+        answer = self.viewer.ask(image, composite, target)
+        start = time.perf_counter()
+        png, limit = render.relevance_map(answer.input)
+        layers = []
+        for name, relevance in answer.layers.items():
+            layer_png, layer_limit = render.layer_map(relevance)
+            layers.append({"name": name, "shape": answer.shapes[name], "png":
+                           render.data_url(layer_png), "limit": layer_limit,
+                           "total": answer.totals[name]})
+        result_id = f"r{next(self._ids)}"
+        self._arrays[result_id] = npz_arrays(answer, self.viewer.prediction(image), image,
+                                             composite, target)
+        while len(self._arrays) > KEPT_RESULTS:
+            self._arrays.popitem(last=False)
+        seconds = dict(answer.seconds, render=time.perf_counter() - start)
+        return {"image": image.id, "composite": composite, "input": render.data_url(png),
+                "limit": limit, "totals": answer.totals, "target_pixels": answer.target_pixels,
+                "layers": layers, "seconds": seconds, "forward_cached": answer.forward_cached,
+                "result": result_id,
+                "flow": None if answer.flow is None else render.flow_rows(answer.flow)}
+
+    def arrays(self, result_id: str) -> dict | None:
+        return self._arrays.get(result_id)
+
+
 def error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
@@ -89,8 +132,7 @@ def create_app(viewer: Viewer, allowed_hosts: tuple[str, ...] | None = None) -> 
     a server bound to the loopback interface accepts only loopback names, so that a web page
     cannot reach it through a DNS name that points to 127.0.0.1."""
     worker = Worker()
-    results: OrderedDict[str, dict] = OrderedDict()
-    result_ids = itertools.count(1)
+    answers = Answers(viewer)
     store = viewer.store
 
     def find(image_id: str):
@@ -165,28 +207,6 @@ def create_app(viewer: Viewer, allowed_hosts: tuple[str, ...] | None = None) -> 
             return error(422, str(err))
         return Response(render.png_bytes(array), media_type="image/png")
 
-    def answer_payload(image, composite, target) -> dict:
-        answer = viewer.ask(image, composite, target)
-        start = time.perf_counter()
-        png, limit = render.relevance_map(answer.input)
-        layers = []
-        for name, relevance in answer.layers.items():
-            layer_png, layer_limit = render.layer_map(relevance)
-            layers.append({"name": name, "shape": answer.shapes[name], "png":
-                           render.data_url(layer_png), "limit": layer_limit,
-                           "total": answer.totals[name]})
-        result_id = f"r{next(result_ids)}"
-        results[result_id] = npz_arrays(answer, viewer.prediction(image), image, composite,
-                                        target)
-        while len(results) > KEPT_RESULTS:
-            results.popitem(last=False)
-        seconds = dict(answer.seconds, render=time.perf_counter() - start)
-        return {"image": image.id, "composite": composite, "input": render.data_url(png),
-                "limit": limit, "totals": answer.totals, "target_pixels": answer.target_pixels,
-                "layers": layers, "seconds": seconds, "forward_cached": answer.forward_cached,
-                "result": result_id,
-                "flow": None if answer.flow is None else render.flow_rows(answer.flow)}
-
     async def relevance(request: Request) -> Response:
         body = await request.body()
         if len(body) > MAX_JSON_BYTES:
@@ -204,7 +224,7 @@ def create_app(viewer: Viewer, allowed_hosts: tuple[str, ...] | None = None) -> 
         if composite not in COMPOSITES:
             return error(400, f"unknown composite {composite!r}")
         try:
-            payload = await worker.run_latest(client, seq, answer_payload, image, composite,
+            payload = await worker.run_latest(client, seq, answers.answer, image, composite,
                                               target)
         except Superseded:
             return JSONResponse({"superseded": True})
@@ -213,7 +233,7 @@ def create_app(viewer: Viewer, allowed_hosts: tuple[str, ...] | None = None) -> 
         return JSONResponse(payload)
 
     async def result_npz(request: Request) -> Response:
-        arrays = results.get(request.path_params["result_id"])
+        arrays = answers.arrays(request.path_params["result_id"])
         if arrays is None:
             return error(404, "this result is no longer kept; ask again")
         name = f"{arrays['source'].item().rsplit('.', 1)[0]}_relevance.npz"

@@ -148,21 +148,36 @@ class Viewer:
 
         return self._predictions.get(image.id, make)[0]
 
-    def ask(self, image: StoredImage, composite: str, target: Target) -> Answer:
-        """Relevance of ``target`` (as for ``explain``) in ``image`` under ``composite``."""
+    def explainer(self, composite: str) -> CachedExplainer:
+        """The prepared copy of the model for ``composite`` (cached for the last two)."""
         if composite not in COMPOSITES:
             raise ValueError(f"unknown composite {composite!r}; choose from "
                              f"{', '.join(COMPOSITES)}")
-        explainer, _ = self._explainers.get(
-            composite, lambda: CachedExplainer(self.model, composite, self.precision))
-        start = time.perf_counter()
+        return self._explainers.get(
+            composite, lambda: CachedExplainer(self.model, composite, self.precision))[0]
+
+    def forward(self, image: StoredImage, composite: str) -> ForwardPass:
+        """The modified forward pass of ``image`` under ``composite`` (cached)."""
+        return self._cached_forward(image, composite)[0]
+
+    def forget_forwards(self) -> None:
+        """Empty the forward-pass cache (the next question of every image runs a forward)."""
+        self._forwards = LRU(self._forwards.capacity)
+
+    def _cached_forward(self, image: StoredImage, composite: str) -> tuple[ForwardPass, bool]:
+        explainer = self.explainer(composite)
 
         def make() -> ForwardPass:
-            pixels = self.prediction(image).pixels.image
-            x = to_model_input(torch.from_numpy(pixels).permute(2, 0, 1)[None])
-            return explainer.forward(x)
+            pixels = torch.from_numpy(self.prediction(image).pixels.image)
+            return explainer.forward(to_model_input(pixels.permute(2, 0, 1)[None]))
 
-        forward, cached = self._forwards.get((image.id, composite), make)
+        return self._forwards.get((image.id, composite), make)
+
+    def ask(self, image: StoredImage, composite: str, target: Target) -> Answer:
+        """Relevance of ``target`` (as for ``explain``) in ``image`` under ``composite``."""
+        explainer = self.explainer(composite)
+        start = time.perf_counter()
+        forward, cached = self._cached_forward(image, composite)
         middle = time.perf_counter()
         explanation = explainer.relevance(forward, target)
         end = time.perf_counter()
