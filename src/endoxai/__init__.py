@@ -1,7 +1,13 @@
 """endoxai: explainable segmentation of endoscopy images (pix2pix GAN + LRP)."""
 
+from __future__ import annotations
+
 import importlib
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from endoxai.models import Generator
 
 __version__ = "0.1.0"
 __all__ = [
@@ -49,7 +55,8 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
 
 
-def load_model(model: str = "polyp", checkpoint=None, device: str = "cpu"):
+def load_model(model: str = "polyp", checkpoint: str | Path | None = None,
+               device: str = "cpu") -> Generator:
     """The bundled polyp generator (or the model in ``checkpoint``), in eval mode, ready for
     ``endoxai.explain.explain``: see ``endoxai.weights.load_model``. Imported on first use so
     that ``import endoxai`` stays free of torch."""

@@ -65,7 +65,7 @@ pair, an id in both split lists).
 """
 
 
-def register(sub) -> None:
+def register(sub: argparse._SubParsersAction) -> None:
     from endoxai.data.download import DATASETS
 
     p = sub.add_parser(

@@ -56,7 +56,7 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub) -> None:
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "evaluate",
         help="score predicted masks against ground truth (MedAI 2021 protocol and more)",
