@@ -78,7 +78,8 @@ def test_a_file_is_itself_and_a_run_folder_is_its_best_pt(checkpoint, tmp_path, 
     assert resolve_model(checkpoint) == checkpoint
     assert resolve_model(str(checkpoint.parent)) == checkpoint
     assert f"using {checkpoint}" in caplog.text
-    with pytest.raises(UserError, match="folder without best.pt"):
+    with pytest.raises(UserError, match=r"not a checkpoint file nor a training run folder \(no "
+                                        r"best.pt in it\)"):
         resolve_model(tmp_path)
     with pytest.raises(UserError, match="checkpoint not found"):
         resolve_model(tmp_path / "absent.pt")

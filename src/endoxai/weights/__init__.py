@@ -48,8 +48,8 @@ def resolve_model(checkpoint: str | Path | None = None, model: str | None = None
         if path.is_dir():
             best = path / RUN_MODEL_FILE
             if not best.is_file():
-                raise UserError(f"{path} is a folder without {RUN_MODEL_FILE}: give a training "
-                                "run folder or a checkpoint file")
+                raise UserError(f"{path} is not a checkpoint file nor a training run folder "
+                                f"(no {RUN_MODEL_FILE} in it)")
             log.info("using %s (the best epoch of the run in %s)", best, path)
             return best
         if not path.exists():
