@@ -5,12 +5,14 @@ A kill at any moment leaves either the old file or the complete new one, never h
 Also here: the guards that keep outputs from overwriting inputs (``file_ids`` / ``is_one_of``)
 or from landing where a rerun would read them as inputs (``check_output_outside``), and
 ``output_folder``, which removes an output folder that a failed command left empty, and
-``json_safe``, the one NaN policy of the JSON files endoxai writes (NaN is written as null).
+``json_safe``, the one NaN policy of the JSON files endoxai writes (NaN is written as null), and
+``read_json``, which reads them back with one clear error.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import math
 import os
@@ -69,6 +71,24 @@ def json_safe(value: Any) -> Any:
     if isinstance(value, np.integer):
         return int(value)
     return value
+
+
+def read_json(path: str | Path, what: str, keys: Iterable[str] = (),
+              kind: str | None = None) -> Any:
+    """The JSON in ``path``. UserError naming ``what`` (e.g. "split file") when it is missing or
+    unreadable, and, with ``keys``, when it is not an object holding them: "not a ``kind``"
+    (default: the file's name)."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as err:
+        raise UserError(f"{what} not found: {path}") from err
+    except (OSError, ValueError) as err:
+        raise UserError(f"{path}: cannot read {what} ({err})") from err
+    keys = list(keys)
+    if keys and (not isinstance(data, dict) or not set(keys) <= data.keys()):
+        raise UserError(f"{path}: not a {kind or path.name} (needs {', '.join(keys)})")
+    return data
 
 
 def remove_stale_temps(folder: str | Path) -> list[Path]:

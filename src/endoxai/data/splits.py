@@ -12,7 +12,7 @@ from typing import Any
 
 from endoxai.data.layouts import DatasetIndex
 from endoxai.errors import UserError
-from endoxai.fileio import atomic_write_text
+from endoxai.fileio import atomic_write_text, read_json
 
 logger = logging.getLogger(__name__)
 
@@ -90,12 +90,7 @@ def read_split(path: Path) -> dict[str, list[str]]:
     Raises UserError for a missing file, bad JSON, missing keys or an id on two sides.
     """
     path = Path(path)
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as err:
-        raise UserError(f"split file not found: {path}") from err
-    except (OSError, ValueError) as err:
-        raise UserError(f"{path}: cannot read split ({err})") from err
+    raw = read_json(path, "split file")
     def is_id_list(value: Any) -> bool:
         return isinstance(value, list) and all(isinstance(s, str) for s in value)
 

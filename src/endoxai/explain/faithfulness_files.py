@@ -37,7 +37,7 @@ from endoxai.explain.faithfulness import (
 )
 from endoxai.explain.methods import RANDOM
 from endoxai.explain.perturbation import ORDERS
-from endoxai.fileio import atomic_write_bytes, atomic_write_text
+from endoxai.fileio import atomic_write_bytes, atomic_write_text, read_json
 from endoxai.formatting import fmt, fmt_csv, fmt_pm
 from endoxai.train.checkpoint import load_generator
 from endoxai.viz.figures import figure_png
@@ -232,14 +232,5 @@ def read_faithfulness(path: str | Path) -> dict[str, Any]:
     """``faithfulness.json`` (or the folder holding it) as written by ``write_faithfulness``;
     UserError if missing or unreadable."""
     path = Path(path)
-    if path.is_dir():
-        path = path / JSON_NAME
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as err:
-        raise UserError(f"faithfulness results not found: {path}") from err
-    except (OSError, ValueError) as err:
-        raise UserError(f"{path}: cannot read faithfulness results ({err})") from err
-    if not isinstance(data, dict) or not {"settings", "summary", "fractions"} <= data.keys():
-        raise UserError(f"{path}: not a faithfulness.json (needs settings, summary, fractions)")
-    return data
+    return read_json(path / JSON_NAME if path.is_dir() else path, "faithfulness results",
+                     ("settings", "summary", "fractions"), JSON_NAME)

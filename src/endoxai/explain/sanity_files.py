@@ -20,7 +20,7 @@ import torch
 from endoxai.errors import UserError
 from endoxai.explain.faithfulness_files import choose_images
 from endoxai.explain.sanity import MEASURES, SanityResult, SanitySettings, evaluate_sanity
-from endoxai.fileio import atomic_write_bytes, atomic_write_text
+from endoxai.fileio import atomic_write_bytes, atomic_write_text, read_json
 from endoxai.formatting import fmt, fmt_csv
 from endoxai.viz.figures import figure_png
 from endoxai.viz.sanity import sanity_figure
@@ -118,14 +118,5 @@ def read_sanity(path: str | Path) -> dict[str, Any]:
     """``sanity.json`` (or the folder holding it) as written by ``write_sanity``; UserError if
     missing or unreadable."""
     path = Path(path)
-    if path.is_dir():
-        path = path / JSON_NAME
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as err:
-        raise UserError(f"sanity-check results not found: {path}") from err
-    except (OSError, ValueError) as err:
-        raise UserError(f"{path}: cannot read sanity-check results ({err})") from err
-    if not isinstance(data, dict) or not {"settings", "stages", "summary", "names"} <= data.keys():
-        raise UserError(f"{path}: not a sanity.json (needs settings, stages, summary, names)")
-    return data
+    return read_json(path / JSON_NAME if path.is_dir() else path, "sanity-check results",
+                     ("settings", "stages", "summary", "names"), JSON_NAME)
