@@ -13,15 +13,11 @@ import csv
 import io
 import json
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 from torch import nn
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
@@ -36,10 +32,10 @@ from endoxai.explain.faithfulness import (
     evaluate_faithfulness,
 )
 from endoxai.explain.methods import RANDOM
-from endoxai.explain.perturbation import ORDERS
 from endoxai.fileio import atomic_write_bytes, atomic_write_text, read_json
 from endoxai.formatting import fmt, fmt_csv, fmt_pm
 from endoxai.train.checkpoint import load_generator
+from endoxai.viz.faithfulness import faithfulness_figure
 from endoxai.viz.figures import figure_png
 
 logger = logging.getLogger(__name__)
@@ -167,44 +163,6 @@ def format_table(result: FaithfulnessResult) -> str:
     return "\n".join(lines)
 
 
-def curves_figure(summary: dict[str, dict[str, Any]], fractions: Sequence[float],
-                  title: str | None = None) -> Figure:
-    """Two panels, MoRF and LeRF: each method's mean logit over the explained pixels (averaged over
-    the images) against the share of the image perturbed, with one legend below them (the AOPC
-    values are in the table). ``random`` is dashed black."""
-    fig = Figure(figsize=(12, 5.4), layout="constrained")
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(1, 2, sharey=True)
-    x = 100 * np.asarray(fractions)
-    colours = iter(_palette(len(summary)))
-    styles = {m: ({"color": "black", "ls": "--"} if m == RANDOM else {"color": next(colours)})
-              for m in summary}
-    for ax, order, label in zip(axes, ORDERS, ("MoRF: most relevant first (falls fast = good)",
-                                               "LeRF: least relevant first (stays high = good)")):
-        for method, s in summary.items():
-            curve = s.get(f"curve_{order}") or []
-            if len(curve) != len(x):
-                continue
-            ax.plot(x, curve, marker=".", lw=1.5, label=method, **styles[method])
-        ax.set_title(label, fontsize=11)
-        ax.set_xlabel("image perturbed (%)")
-        ax.grid(alpha=0.3)
-    axes[0].set_ylabel("mean logit over the explained pixels\n(mean over images)")
-    handles, labels = axes[0].get_legend_handles_labels()
-    if handles:
-        fig.legend(handles, labels, loc="outside lower center", ncols=min(5, len(handles)),
-                   fontsize=9, frameon=False)
-    if title:
-        fig.suptitle(title, fontsize=11)
-    return fig
-
-
-def _palette(n: int) -> list[str]:
-    base = ["#d62728", "#ff7f0e", "#8c564b", "#e377c2", "#bcbd22", "#1f77b4", "#17becf",
-            "#2ca02c", "#9467bd", "#7f7f7f"]
-    return [base[i % len(base)] for i in range(n)]
-
-
 def write_faithfulness(result: FaithfulnessResult, output_dir: str | Path) -> dict[str, Path]:
     """Write ``faithfulness.json``, ``faithfulness_per_image.csv`` and ``faithfulness_curves.png``
     into ``output_dir`` (atomically); returns kind ("json", "csv", "png") -> path."""
@@ -223,7 +181,7 @@ def write_faithfulness(result: FaithfulnessResult, output_dir: str | Path) -> di
     s = result.settings
     title = (f"Region perturbation, {len(result.images)} image(s), {s['patch']} px patches, "
              f"baseline {s['baseline']}")
-    fig = curves_figure(result.summary(), result.fractions, title=title)
+    fig = faithfulness_figure(result.summary(), result.fractions, title=title, floor=RANDOM)
     atomic_write_bytes(paths["png"], figure_png(fig, dpi=110))
     return paths
 

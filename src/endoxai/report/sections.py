@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 import numpy as np
 
 from endoxai import __version__
-from endoxai.explain.faithfulness_files import curves_figure
+from endoxai.explain.methods import RANDOM
 from endoxai.formatting import fmt, fmt_pm
 from endoxai.report.history import best_epoch, training_curves_figure
 from endoxai.report.numbers import GalleryEntry, ReportNumbers
@@ -31,6 +31,7 @@ from endoxai.report.page import (
 )
 from endoxai.report.pictures import Pictures
 from endoxai.viz import error_overlay, heatmap_rgb, overlay_heatmap, overlay_mask
+from endoxai.viz.faithfulness import faithfulness_figure
 from endoxai.viz.overlays import FN_COLOUR, FP_COLOUR, TP_COLOUR
 
 # Table 2 of Ahmed & Ali (2021): their results on the MedAI 2021 challenge *test* set.
@@ -208,7 +209,8 @@ def faithfulness(numbers: ReportNumbers, pictures: Pictures) -> str:
                        "evaluate-explanations --run RUN</code> (writes RUN/faithfulness, which "
                        "this report picks up) or pass <code>--faithfulness DIR</code>.</p>")
     summary, settings = faith["summary"], faith["settings"]
-    src = pictures.figure("faithfulness_curves", curves_figure(summary, faith["fractions"]))
+    src = pictures.figure("faithfulness_curves",
+                          faithfulness_figure(summary, faith["fractions"], floor=RANDOM))
     rows = []
     for method, s in summary.items():
         rows.append([esc(method), str(s.get("n_images", "")),

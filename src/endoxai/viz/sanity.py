@@ -16,9 +16,9 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from endoxai.viz.style import legend_below, method_colour
+
 MEASURE_LABELS = {"spearman": "Spearman ρ of |R|", "ssim": "SSIM of |R| / max|R|"}
-PALETTE = ("#d62728", "#ff7f0e", "#8c564b", "#e377c2", "#bcbd22", "#1f77b4", "#17becf",
-           "#2ca02c", "#9467bd", "#7f7f7f", "#000000")
 
 
 def sanity_figure(summary: Mapping[str, Mapping[str, Mapping[str, Mapping[str, Any]]]],
@@ -29,7 +29,7 @@ def sanity_figure(summary: Mapping[str, Mapping[str, Mapping[str, Mapping[str, A
     cascade = [s["name"] for s in stages if s["kind"] == "cascade"]
     independent = [s["name"] for s in stages if s["kind"] == "independent"]
     methods = list(next(iter(summary.values()))) if summary else []
-    colours = {m: PALETTE[i % len(PALETTE)] for i, m in enumerate(methods)}
+    colours = {m: method_colour(i) for i, m in enumerate(methods)}
     rows = int(bool(cascade)) + int(bool(independent))
     fig = Figure(figsize=(13, 4.6 * max(rows, 1) + 0.8), layout="constrained")
     FigureCanvasAgg(fig)
@@ -69,12 +69,7 @@ def sanity_figure(summary: Mapping[str, Mapping[str, Mapping[str, Mapping[str, A
             ax.axhline(0, color="black", lw=0.6)
             ax.set_ylim(min(-0.05, ax.get_ylim()[0]), 1.05)
             ax.grid(axis="y", alpha=0.3)
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    if handles:
-        fig.legend(handles, labels, loc="outside lower center", ncols=min(6, len(handles)),
-                   fontsize=9, frameon=False)
-    if title:
-        fig.suptitle(title, fontsize=11)
+    legend_below(fig, axes[0][0], title, ncols=6)
     return fig
 
 
