@@ -135,7 +135,8 @@ def test_ledger_closes_in_float32_for_every_target_kind(target, composite):
     # the goal: shares add up to the total relevance within 1e-5
     assert (flow.residual().abs() <= 1e-5 * scale).all(), flow.residual()
     through = flow.total - flow.absorbed_decoder.sum(1) - flow.absorbed_encoder.sum(1)
-    assert ((through - flow.input).abs() <= 1e-5 * (scale + flow.absorbed_encoder.abs().sum(1))).all()
+    encoder = flow.absorbed_encoder.abs().sum(1)
+    assert ((through - flow.input).abs() <= 1e-5 * (scale + encoder)).all()
 
 
 def test_arrays_round_trip_summed_and_table():

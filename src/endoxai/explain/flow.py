@@ -11,7 +11,8 @@ z-rule's dropped ``0/0`` terms) is *absorbed* by that block.
 The ledger, per image, with every term a sum over all positions and channels:
 
     output  = Σ_j absorbed(up_j) + Σ_k skip_k + bottleneck                       (decoder side)
-    deeper_k = absorbed(up_{D-k}) + skip_{k+1} + deeper_{k+1},  deeper_{D-1} = absorbed(up1) + bottleneck
+    deeper_k = absorbed(up_{D-k}) + skip_{k+1} + deeper_{k+1}
+    deeper_{D-1} = absorbed(up1) + bottleneck
     input   = output - Σ_j absorbed(up_j) - Σ_i absorbed(down_i)                 (whole network)
 
 Every term is read from tensors the one backward pass already produced (each block's output and
@@ -202,9 +203,10 @@ def format_flow_table(flow: SkipFlow, title: str = "") -> str:
                  f"{'deeper':>9}")
     for k in range(1, depth):
         j = depth + 1 - k
-        lines.append(f"{'down' + str(k):<11} {'up' + str(j):<8} "
-                     f"{_percent(s['absorbed_decoder'][j - 1]):>9} {float(f.skip[0, k - 1]):>12.5g} "
-                     f"{_percent(s['skip'][k - 1]):>9} {_percent(s['deeper'][k - 1]):>9}")
+        absorbed = _percent(s["absorbed_decoder"][j - 1])
+        lines.append(f"{'down' + str(k):<11} {'up' + str(j):<8} {absorbed:>9} "
+                     f"{float(f.skip[0, k - 1]):>12.5g} {_percent(s['skip'][k - 1]):>9} "
+                     f"{_percent(s['deeper'][k - 1]):>9}")
     lines.append(f"{'bottleneck':<11} {'up1':<8} {_percent(s['absorbed_decoder'][0]):>9} "
                  f"{float(f.bottleneck[0]):>12.5g} {_percent(s['bottleneck']):>9}")
     lines.append(f"output Σ {float(f.total[0]):.5g}; absorbed by the encoder "

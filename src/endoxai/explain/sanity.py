@@ -49,7 +49,13 @@ from endoxai.explain.methods import (
     model_logits,
     relevance_maps,
 )
-from endoxai.explain.similarity import mean_interval, normalise_abs, spearman, ssim
+from endoxai.explain.similarity import (
+    centred_ranks,
+    mean_interval,
+    normalise_abs,
+    rank_correlation,
+    ssim,
+)
 from endoxai.fileio import json_safe  # one NaN policy for the result files
 
 logger = logging.getLogger(__name__)
@@ -268,6 +274,9 @@ def evaluate_sanity(
         bar.set_postfix_str(ORIGINAL)
         reference = attribution_maps(model, images, target, methods, settings.ig_steps,
                                      settings.batch_size, bar)
+        # the trained model's side of every comparison, prepared once for all stages
+        ranks = {m: centred_ranks(reference[m].abs()) for m in methods}
+        scaled = {m: normalise_abs(reference[m]) for m in methods}
         computed: dict[tuple[str, ...], dict[str, dict[str, list[float]]]] = {}
         for stage in plan:
             key = stage.blocks + (("skips",) if stage.skips_only else ())
@@ -277,7 +286,11 @@ def evaluate_sanity(
                 maps = attribution_maps(twin, images, target, methods, settings.ig_steps,
                                         settings.batch_size, bar)
                 del twin
-                computed[key] = {m: _compare(reference[m], maps[m]) for m in methods}
+                computed[key] = {
+                    m: {"spearman": rank_correlation(ranks[m],
+                                                     centred_ranks(maps[m].abs())).tolist(),
+                        "ssim": ssim(scaled[m], normalise_abs(maps[m])).tolist()}
+                    for m in methods}
             result.similarity[stage.name] = computed[key]
     return result
 
@@ -286,7 +299,3 @@ def _shared(plan: list[Stage]) -> int:
     keys = [s.blocks + (("skips",) if s.skips_only else ()) for s in plan]
     return len(keys) - len(set(keys))
 
-
-def _compare(before: torch.Tensor, after: torch.Tensor) -> dict[str, list[float]]:
-    return {"spearman": spearman(before.abs(), after.abs()).tolist(),
-            "ssim": ssim(normalise_abs(before), normalise_abs(after)).tolist()}

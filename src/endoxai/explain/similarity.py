@@ -35,16 +35,24 @@ def average_ranks(values: torch.Tensor) -> torch.Tensor:
     return ranks
 
 
-def spearman(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """(N, ...) maps -> (N,) float64 Spearman rank correlation of each pair (with tie-averaged
-    ranks); NaN where one map is constant."""
-    ra = average_ranks(a.flatten(1))
-    rb = average_ranks(b.flatten(1))
-    ra = ra - ra.mean(1, keepdim=True)
-    rb = rb - rb.mean(1, keepdim=True)
+def centred_ranks(maps: torch.Tensor) -> torch.Tensor:
+    """(N, ...) maps -> (N, P) tie-averaged ranks minus their mean: what ``rank_correlation``
+    takes, worth keeping for a map compared many times."""
+    r = average_ranks(maps.flatten(1))
+    return r - r.mean(1, keepdim=True)
+
+
+def rank_correlation(ra: torch.Tensor, rb: torch.Tensor) -> torch.Tensor:
+    """(N,) Pearson correlation of two ``centred_ranks``: Spearman's ρ; NaN for a constant map."""
     den = (ra.square().sum(1) * rb.square().sum(1)).sqrt()
     return torch.where(den > 0, (ra * rb).sum(1) / den.clamp(min=1e-300),
                        torch.full_like(den, math.nan))
+
+
+def spearman(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """(N, ...) maps -> (N,) float64 Spearman rank correlation of each pair (with tie-averaged
+    ranks); NaN where one map is constant."""
+    return rank_correlation(centred_ranks(a), centred_ranks(b))
 
 
 def _window(dtype: torch.dtype) -> torch.Tensor:
