@@ -19,7 +19,15 @@ from endoxai.cli import main
 from endoxai.config import Config
 from endoxai.errors import UserError
 from endoxai.explain import files
-from endoxai.explain.files import conservation_table, explain_files, format_target, parse_target
+from endoxai.explain.files import (
+    conservation_table,
+    explain_files,
+    flow_table,
+    format_target,
+    parse_target,
+)
+from endoxai.explain.flow import FLOW_NPZ_KEYS, SkipFlow
+from endoxai.models import Generator
 
 SIZE = 256
 ENCODER = (64, 128, 256, 512, 512, 512, 512, 512)  # Table 1
@@ -76,7 +84,18 @@ def _fake_explanation(images: torch.Tensor) -> SimpleNamespace:
         numel = shape[0] * shape[1] * shape[2]
         layers[name] = ((k + fill) / numel).view(n, 1, 1, 1).expand(n, *shape).float()
     return SimpleNamespace(input=2 * images, layers=layers, output=logits.clamp(min=0),
-                           logits=logits, target=logits > 0)
+                           logits=logits, target=logits > 0, flow=_fake_flow(fill))
+
+
+def _fake_flow(fill: torch.Tensor) -> SkipFlow:
+    """A ledger whose output is 10·fill per image: skips 4, 2, 1, 0.5, 0.25, 0.125, 0.0625 and
+    the rest in the bottleneck, times fill."""
+    f = fill.double()[:, None]
+    skip = torch.tensor([4, 2, 1, 0.5, 0.25, 0.125, 0.0625], dtype=torch.float64) * f
+    total = 10 * fill.double()
+    deeper = total[:, None] - skip.cumsum(1)
+    zeros = torch.zeros(len(fill), 8, dtype=torch.float64)
+    return SkipFlow(total, skip, deeper, deeper[:, -1], zeros, zeros, total)
 
 
 @pytest.fixture
@@ -87,14 +106,16 @@ def fake_engine(monkeypatch):
         def __init__(self, generator, composite, precision="fp32"):
             self.composite, self.precision = composite, precision
 
-        def __call__(self, images, target, layers, start):
+        def __call__(self, images, target, layers, start, layer_inputs=False):
             calls.append({"n": images.shape[0], "target": target, "composite": self.composite,
                           "precision": self.precision, "start": start, "layers": layers,
+                          "layer_inputs": layer_inputs,
                           "lo": float(images.min()), "hi": float(images.max())})
             return _fake_explanation(images)
 
     monkeypatch.setattr(files, "Explainer", FakeExplainer)
-    monkeypatch.setattr(files, "load_generator", lambda path: (object(), Config()))
+    # a real (tiny) generator: the conservation table names each block's rule and absorbers
+    monkeypatch.setattr(files, "load_generator", lambda path: (Generator(width=8), Config()))
     return calls
 
 
@@ -112,15 +133,17 @@ def test_single_image_npz_and_figures(tmp_path, fake_engine):
     assert summary.explained == [str(tmp_path / "polyp.png")] and summary.failed == []
     assert fake_engine == [{"n": 1, "target": ("pixel", 3, 4), "composite": "paper",
                             "precision": "fp32", "start": "ones", "layers": True,
+                            "layer_inputs": True,
                             "lo": pytest.approx(-1, abs=0.05), "hi": pytest.approx(1, abs=0.05)}]
     assert sorted(p.name for p in out.iterdir()) == [
-        "polyp.npz", "polyp_explanation.png", "polyp_layers.png"]  # no temp files left behind
+        "polyp.npz", "polyp_explanation.png", "polyp_flow.png",
+        "polyp_layers.png"]  # no temp files left behind
 
     with np.load(out / "polyp.npz") as z:
         data = {k: z[k] for k in z.files}
     expected_keys = {"image", "input", "input_map", "output", "logits", "mask", "target_mask",
                      "layer_names", "layer_shapes", "source", "target", "composite", "start"}
-    assert set(data) == expected_keys | {f"layer_{b}" for b in BLOCKS}
+    assert set(data) == expected_keys | {f"layer_{b}" for b in BLOCKS} | set(FLOW_NPZ_KEYS)
     image = data["image"]
     assert image.shape == (SIZE, SIZE, 3) and image.dtype == np.uint8
     model_input = image.astype(np.float32).transpose(2, 0, 1) / 127.5 - 1  # what the engine saw
@@ -138,8 +161,11 @@ def test_single_image_npz_and_figures(tmp_path, fake_engine):
     assert data["layer_down3"].sum() == pytest.approx(3 + fill, rel=1e-4)  # channel sum keeps it
     meta = (str(data["target"]), str(data["composite"]), str(data["start"]))
     assert meta == ("pixel:3,4", "paper", "ones")
+    assert float(data["flow_total"]) == pytest.approx(10 * fill, rel=1e-6)
+    np.testing.assert_allclose(data["flow_skip"][:2], [4 * fill, 2 * fill], rtol=1e-6)
+    assert data["flow_levels"].tolist() == list(range(1, 8))
 
-    for name in ("polyp_explanation.png", "polyp_layers.png"):
+    for name in ("polyp_explanation.png", "polyp_layers.png", "polyp_flow.png"):
         with Image.open(out / name) as img:
             img.verify()
             assert img.format == "PNG" and img.size[0] > 1000 and img.size[1] > 400
@@ -162,8 +188,9 @@ def test_folder_batches_failures_and_table(tmp_path, fake_engine, caplog):
     assert len(summary.explained) == 3
     written = {p.name for p in out.iterdir()}
     for stem in ("a_jpg", "a_png", "c"):
-        assert {f"{stem}.npz", f"{stem}_explanation.png", f"{stem}_layers.png"} <= written
-    assert not any("broken" in name for name in written) and len(written) == 9
+        assert {f"{stem}.npz", f"{stem}_explanation.png", f"{stem}_layers.png",
+                f"{stem}_flow.png"} <= written
+    assert not any("broken" in name for name in written) and len(written) == 12
 
     # The table sums over images; per image, block k sums to k + fill_n (see _fake_explanation).
     fills, outputs = [], []
@@ -171,19 +198,28 @@ def test_folder_batches_failures_and_table(tmp_path, fake_engine, caplog):
         with np.load(out / f"{stem}.npz") as z:
             fills.append(1.0 + (z["image"][0, 0, 0] / 127.5 - 1))
             outputs.append(float(np.clip(z["logits"].astype(np.float64), 0, None).sum()))
+    # The conservation table sums the ledgers (_fake_flow: output 10 x fill, nothing absorbed).
     table = conservation_table(summary).splitlines()
     assert "summed over 3 images" in table[0]
-    assert table[-1].startswith("(U-Net skips")
-    rows = {line.split()[0]: line.split() for line in table[2:-1]}
-    assert list(rows) == ["output"] + BLOCKS[::-1] + ["input"]
-    assert rows["down3"][1] == "256×32×32"
-    total = 3 * 3 + sum(fills)
-    assert float(rows["down3"][2]) == pytest.approx(total, rel=1e-4)
-    assert float(rows["down3"][3]) == pytest.approx(total / sum(outputs), abs=1e-4)
-    per_image = [(3 + f) / o for f, o in zip(fills, outputs)]
-    assert float(rows["down3"][4]) == pytest.approx(min(per_image), abs=1e-4)
-    assert float(rows["down3"][5]) == pytest.approx(max(per_image), abs=1e-4)
-    assert rows["output"][3] == "1.0000"
+    rows = table[2:-1]
+    assert rows[0].startswith("at the output") and rows[-1].startswith("kept at the input")
+    assert [r.split("(")[0].split()[-1] for r in rows[1:-1]] == (
+        [f"up{j}" for j in range(8, 0, -1)] + [f"down{i}" for i in range(8, 0, -1)])
+    assert "(z^B box rule: ε)" in rows[-2] and "(generalised γ: bias, ε)" in rows[1]
+    total = 10 * sum(fills)
+    for row, value, share in ((rows[0], total, "100.00%"), (rows[-1], total, "100.00%"),
+                              (rows[5], 0.0, "0.00%")):
+        numbers = row.split(")")[-1].split() if "(" in row else row.split()[-4:]
+        assert float(numbers[-4]) == pytest.approx(value, rel=1e-4, abs=1e-9)
+        assert numbers[-3] == share and numbers[-2:] == [share, share]  # min, max per image
+    assert table[-1].startswith("output − absorbed − kept = 0 (rounding)")
+
+    # The flow table sums the ledgers: level 1's skip is 4 of every 10 of the output (40 %).
+    flow = flow_table(summary).splitlines()
+    assert "summed over 3 images" in flow[0]
+    level1 = flow[2].split()
+    assert level1[:2] == ["down1", "up8"] and level1[-2] == "40.00%"
+    assert float(level1[3]) == pytest.approx(4 * sum(fills), rel=1e-4)
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -211,6 +247,8 @@ def test_empty_target_warns(tmp_path, fake_engine, caplog):
     summary = explain_files("ckpt.pt", tmp_path / "black.png", tmp_path / "out")
     assert summary.explained and "black.png: the target is empty" in caplog.text
     assert conservation_table(summary).splitlines()[2].split()[-1] == "n/a"  # output row: 0 / 0
+    last = conservation_table(summary).splitlines()[-1]
+    assert last.startswith("output − absorbed − kept = 0")
 
 
 def test_empty_folder_is_user_error(tmp_path, fake_engine):
@@ -248,7 +286,7 @@ def test_cli_end_to_end(tmp_path, checkpoint, capsys):
     assert rc == 1
     assert "corrupt.png" in captured.err
     for stem in ("small", "tall"):
-        for suffix in (".npz", "_explanation.png", "_layers.png"):
+        for suffix in (".npz", "_explanation.png", "_layers.png", "_flow.png"):
             assert (out / f"{stem}{suffix}").stat().st_size > 1000
     assert not list(out.glob("corrupt*")) and not list(out.glob(".*"))
     with np.load(out / "small.npz") as z:
@@ -258,13 +296,24 @@ def test_cli_end_to_end(tmp_path, checkpoint, capsys):
         np.testing.assert_array_equal(z["target_mask"], z["mask"])  # target "mask"
         np.testing.assert_allclose(z["input_map"], z["input"].sum(0), rtol=1e-5, atol=1e-6)
         assert np.isfinite(z["input"]).all() and np.abs(z["input"]).max() > 0
+        # the ledger's ends are the saved maps' sums
+        assert float(z["flow_total"]) == pytest.approx(float(z["output"].sum()), rel=1e-4)
+        assert float(z["flow_input"]) == pytest.approx(float(z["input"].sum()), rel=1e-4)
+        assert abs(float(z["flow_total"] - z["flow_skip"].sum() - z["flow_bottleneck"]
+                         - z["flow_absorbed_decoder"].sum())) <= 1e-5 * abs(float(z["flow_total"]))
     lines = captured.out.splitlines()
-    assert any(line.split()[:1] == ["input"] for line in lines)
+    kept = next(line for line in lines if line.startswith("kept at the input"))
+    assert float(kept.split()[-4]) == pytest.approx(  # Σ, share, min and max share
+        sum(float(np.load(out / f"{s}.npz")["input"].sum()) for s in ("small", "tall")), rel=1e-4)
+    assert any(line.startswith("absorbed in down1 (z^B box rule: ε)") for line in lines)
     assert any(line.split()[:1] == ["down1"] for line in lines)
+    assert any(line.startswith("Skip flow, composite epsilon-gamma-box") for line in lines)
+    assert any(line.split()[:2] == ["bottleneck", "up1"] for line in lines)
     assert "explained 2 image(s)" in captured.out and "1 failed" in captured.out
 
 
 def test_cli_missing_input_exits_2(tmp_path, capsys):
+    (tmp_path / "g.pt").write_bytes(b"")  # found; the input is checked before it is loaded
     rc = main(["explain", "--checkpoint", str(tmp_path / "g.pt"), "--input", str(tmp_path / "nope"),
                "--output", str(tmp_path / "out")])
     assert rc == 2
@@ -282,7 +331,9 @@ def test_cli_missing_checkpoint_exits_2_and_writes_nothing(tmp_path, capsys):
 
 def test_cli_bad_target_exits_2(tmp_path, capsys):
     (tmp_path / "x.png").write_bytes(b"")
-    rc = main(["explain", "--checkpoint", "g.pt", "--input", str(tmp_path / "x.png"),
-               "--output", str(tmp_path / "out"), "--target", "pixel:1"])
+    (tmp_path / "g.pt").write_bytes(b"")  # found; the target is checked before it is loaded
+    rc = main(["explain", "--checkpoint", str(tmp_path / "g.pt"),
+               "--input", str(tmp_path / "x.png"), "--output", str(tmp_path / "out"),
+               "--target", "pixel:1"])
     assert rc == 2
     assert "expected pixel:Y,X" in capsys.readouterr().err

@@ -195,33 +195,31 @@ def test_predict_writes_every_readable_image_and_names_every_failure(corpus, che
     assert _digests(images) == before
 
 
-def test_predict_into_the_input_folder_never_overwrites_an_input(corpus, checkpoint, tmp_path,
-                                                                capsys):
+def test_predict_into_the_input_folder_is_refused(corpus, checkpoint, tmp_path, capsys):
     folder = tmp_path / "in"
     folder.mkdir()
     for name in ("good0.jpg", "grey.png", "dup.jpg", "dup.png", "zero.jpg"):
         shutil.copy(corpus.data / "images" / name, folder / name)
     before = _digests(folder)
-    code = main(["predict", "--checkpoint", str(checkpoint), "--input", str(folder),
+    for output, where in ((folder, "output folder = input folder"),
+                          (folder / "masks", "output folder inside the input folder")):
+        code = main(["predict", "--checkpoint", str(checkpoint), "--input", str(folder),
+                     "--output", str(output), "--no-progress"])
+        err = capsys.readouterr().err
+        _one_line_errors(err)
+        assert code == 2 and len(err.strip().splitlines()) == 1
+        assert "a rerun would read the files written there as new inputs" in err
+        assert _digests(folder) == before and not (folder / "masks").exists()
+        _record(where, "predict", "refused (a rerun would take the masks for images), exit 2")
+
+    # One image given as a file may share its folder with the masks; its own name is guarded.
+    code = main(["predict", "--checkpoint", str(checkpoint), "--input", str(folder / "grey.png"),
                  "--output", str(folder), "--no-progress"])
     err = capsys.readouterr().err
-    _one_line_errors(err)
-    assert code == 1
-    assert "grey.png: output" in err and "would overwrite an input; skipped" in err
-    assert {k: v for k, v in _digests(folder).items() if k in before} == before
-    assert sorted(set(_digests(folder)) - set(before)) == ["dup_jpg.png", "dup_png.png",
-                                                            "good0.png"]
-    _record("output folder = input folder", "predict",
-            "inputs untouched; x.png inputs reported as “would overwrite an input”, exit 1")
-
-    inside = folder / "masks"  # output inside the input folder: a sub-folder is not an input
-    assert main(["predict", "--checkpoint", str(checkpoint), "--input", str(folder),
-                 "--output", str(inside), "--no-progress"]) == 1  # zero.jpg
-    again = main(["predict", "--checkpoint", str(checkpoint), "--input", str(folder),
-                  "--output", str(inside), "--no-progress"])
-    assert again == 1 and {k: v for k, v in _digests(folder).items() if k in before} == before
-    _record("output folder inside the input folder", "predict",
-            "written; a second run does not read them back")
+    assert code == 1 and "grey.png: output" in err and "would overwrite an input; skipped" in err
+    assert _digests(folder) == before
+    _record("output names the input image", "predict",
+            "input untouched; reported as “would overwrite an input”, exit 1")
 
 
 @pytest.mark.parametrize("where", ["empty folder", "missing folder", "a text file"])
@@ -253,7 +251,7 @@ def test_nothing_to_read_is_one_line_and_exit_2(checkpoint, tmp_path, capsys, wh
 # ---------------------------------------------------------------- explain
 
 
-def test_explain_goes_on_and_never_overwrites_an_input(corpus, checkpoint, tmp_path, capsys):
+def test_explain_goes_on_and_refuses_the_input_folder(corpus, checkpoint, tmp_path, capsys):
     folder = tmp_path / "in"
     folder.mkdir()
     chosen = [e for e in corpus.entries
@@ -264,11 +262,19 @@ def test_explain_goes_on_and_never_overwrites_an_input(corpus, checkpoint, tmp_p
     shutil.copy(corpus.data / "images" / "grey.png", folder / "good0_layers.png")  # a trap
     before = _digests(folder)
     code = main(["explain", "--checkpoint", str(checkpoint), "--input", str(folder),
-                 "--output", str(folder)])
+                 "--output", str(folder)])  # would overwrite the trap, and snowball on a rerun
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "is the input folder" in err
+    assert _digests(folder) == before
+    _record("output folder = input folder", "explain",
+            "refused (a rerun would explain the figures as images), exit 2")
+
+    out = tmp_path / "out"
+    code = main(["explain", "--checkpoint", str(checkpoint), "--input", str(folder),
+                 "--output", str(out)])
     captured = capsys.readouterr()
     _one_line_errors(captured.err)
     assert code == 1
-    assert "good0.jpg: output" in captured.err and "would overwrite an input" in captured.err
     for entry in chosen:
         stem = Path(entry.image).stem
         mine = [line for line in captured.err.splitlines() if f"/{_shown(entry.image)}:" in line]
@@ -276,14 +282,12 @@ def test_explain_goes_on_and_never_overwrites_an_input(corpus, checkpoint, tmp_p
             assert len(mine) == 1 and entry.error in mine[0], entry.kind
             _record(entry.kind, "explain", f"one-line error, others go on: “{entry.error}”")
         else:
-            arrays = np.load(folder / f"{stem}.npz")
+            arrays = np.load(out / f"{stem}.npz")
             assert arrays["input"].shape == (3, 256, 256) and not mine
-            assert (folder / f"{stem}_explanation.png").is_file()
+            assert (out / f"{stem}_explanation.png").is_file()
             _record(entry.kind, "explain", "figures + arrays written")
-    assert (folder / "good0_layers_explanation.png").is_file()
-    assert {k: v for k, v in _digests(folder).items() if k in before} == before
-    _record("output folder = input folder", "explain",
-            "inputs untouched; an image whose output names an input is reported, exit 1")
+    assert (out / "good0_layers_explanation.png").is_file()
+    assert _digests(folder) == before
 
 
 # ---------------------------------------------------------------- evaluate
@@ -329,7 +333,11 @@ def test_evaluate_lists_every_unscorable_prediction(corpus, tmp_path, capsys):
             "size-mismatch" in entry.check
         if unscorable:
             bad.append((entry, name))
-    code = main(["evaluate", "--pred", str(pred), "--truth", str(truth),
+    # Most predictions here are photographs: refused as not masks unless --force, with which
+    # every hostile file is read and scored as a mask.
+    assert main(["evaluate", "--pred", str(pred), "--truth", str(truth)]) == 2
+    assert "are not binary masks" in capsys.readouterr().err
+    code = main(["evaluate", "--pred", str(pred), "--truth", str(truth), "--force",
                  "--output", str(tmp_path / "m.json")])
     err = capsys.readouterr().err
     _one_line_errors(err)
@@ -342,7 +350,7 @@ def test_evaluate_lists_every_unscorable_prediction(corpus, tmp_path, capsys):
     for entry, name in bad:
         (pred / name).unlink()
         (truth / f"{Path(name).stem}.png").unlink()
-    code = main(["evaluate", "--pred", str(pred), "--truth", str(truth),
+    code = main(["evaluate", "--pred", str(pred), "--truth", str(truth), "--force",
                  "--output", str(tmp_path / "m.json")])
     capsys.readouterr()
     assert code == 0

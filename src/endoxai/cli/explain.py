@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import argparse
 
+from endoxai.cli.model_args import add_model_arguments, model_path
 from endoxai.config import PRECISIONS
 from endoxai.explain import COMPOSITES, STARTS
-from endoxai.explain.files import TARGET_HELP, conservation_table, explain_files
+from endoxai.explain.files import TARGET_HELP, conservation_table, explain_files, flow_table
 
 DESCRIPTION = """\
 Explain the generator's segmentation of each image with layer-wise relevance propagation.
-For every image, OUTPUT gets <stem>_explanation.png (image | input relevance | predicted mask),
-<stem>_layers.png (relevance at every block) and <stem>.npz (all arrays). Images are resized to
-the checkpoint's image size; maps and coordinates are at that resolution. Red = positive
-relevance, blue = negative, white = 0, each map on a symmetric scale ±max|R|. A table of the
-relevance at every block (summed over all images) is printed at the end.
+For every image, OUTPUT gets <stem>_explanation.png (image | input relevance | predicted mask,
+and for a pixel or small box target its surroundings enlarged), <stem>_layers.png (relevance at every block), <stem>_flow.png (how much relevance entered each
+encoder level through its U-Net skip, and how much reached the bottleneck) and <stem>.npz (all
+arrays). Images are resized to the checkpoint's image size; maps and coordinates are at that
+resolution. Red = positive relevance, blue = negative, white = 0, each map on a symmetric scale
+±max|R|. Printed at the end, summed over all images: where the relevance went (the output's
+total, what each block absorbed and why: its rule's bias, batch-norm shift or ε; what the input
+kept; these rows add up to the output) and the skip-flow ledger.
 Exit code 1 if some images could not be read (each is named on stderr; the rest are written).
 """
 
@@ -26,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--checkpoint", required=True, metavar="C", help="generator checkpoint (.pt)")
+    add_model_arguments(p)
     p.add_argument("--input", required=True, metavar="IMG_OR_FOLDER",
                    help="an image file or a folder of images")
     p.add_argument("--output", required=True, metavar="DIR",
@@ -53,12 +57,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     summary = explain_files(
-        args.checkpoint, args.input, args.output, target=args.target, composite=args.composite,
+        model_path(args), args.input, args.output, target=args.target, composite=args.composite,
         start=args.start, batch_size=args.batch_size, precision=args.precision,
+        progress=False if args.quiet else None,
     )
-    table = conservation_table(summary)
-    if table:
-        print(table)
+    for table in (conservation_table(summary), flow_table(summary)):
+        if table:
+            print(table)
     print(f"explained {len(summary.explained)} image(s) into {summary.output_dir}"
           + (f"; {len(summary.failed)} failed" if summary.failed else ""))
     return 1 if summary.failed else 0

@@ -8,6 +8,8 @@ underscores when two inputs share a stem, compared case-insensitively):
   (paper Fig. 2);
 - ``<stem>_layers.png``: the channel-summed relevance at the output of every generator block
   (down1..down8, up1..up8; paper Fig. 2c), each panel on its own symmetric colour scale;
+- ``<stem>_flow.png``: the skip flow (``endoxai.explain.flow``), how much of the relevance entered
+  each encoder level through its skip, continued deeper, or reached the bottleneck;
 - ``<stem>.npz`` (see ``NPZ_KEYS``): the full input relevance (3, S, S) but only channel-summed
   layer maps, since the full relevance of all 16 blocks is ~65 MB of float32 per 512² image.
 
@@ -15,10 +17,9 @@ Images are resized (not cropped: the aspect ratio is not kept, as at training ti
 checkpoint's ``data.image_size`` S; all maps, the mask and target coordinates are at that model
 resolution, and the figures show the resized image next to them.
 
-Conservation: for each image the sum of relevance at the output, at every block and at the input
-is recorded; ``conservation_table`` aggregates them over all explained images (sum of the
-per-image sums, divided by the summed output relevance) and, for several images, also shows the
-range of the per-image ratios.
+Conservation: ``conservation_table`` accounts for the relevance of all explained images
+together (``endoxai.explain.conservation``): the output's total, what each block absorbed and why
+(its rule; bias, batch-norm shift, ε), what the input kept, and the check that these add up.
 """
 
 from __future__ import annotations
@@ -39,15 +40,25 @@ from endoxai.data.io import list_inputs, output_stems, read_image
 from endoxai.data.preprocess import resize_image, to_model_input
 from endoxai.errors import ItemError, UserError
 from endoxai.explain import COMPOSITES, STARTS, Explainer
+from endoxai.explain.composites import get_composite
+from endoxai.explain.conservation import absorbers, format_conservation
+from endoxai.explain.flow import FLOW_NPZ_KEYS, SkipFlow, format_flow_table
 from endoxai.explain.targets import Target
-from endoxai.fileio import atomic_write_bytes, file_ids, is_one_of
+from endoxai.fileio import (
+    atomic_write_bytes,
+    check_output_outside,
+    file_ids,
+    is_one_of,
+    output_folder,
+)
 from endoxai.train.checkpoint import load_generator
 from endoxai.viz.figures import explanation_figure, figure_png, layers_figure
+from endoxai.viz.flow import flow_figure
 
 logger = logging.getLogger(__name__)
 
 TARGET_HELP = "mask | background | pixel:Y,X | box:Y0,X0,Y1,X1"
-OUTPUT_SUFFIXES = ("_explanation.png", "_layers.png", ".npz")  # appended to <stem>
+OUTPUT_SUFFIXES = ("_explanation.png", "_layers.png", "_flow.png", ".npz")  # appended to <stem>
 LAYER_PREFIX = "layer_"
 NPZ_KEYS = {
     "image": "uint8 (S, S, 3): the resized image the model saw",
@@ -64,6 +75,7 @@ NPZ_KEYS = {
     "target": "str: the target as on the command line (mask, pixel:Y,X, ...)",
     "composite": "str: the LRP composite",
     "start": "str: logit | ones",
+    **FLOW_NPZ_KEYS,
 }
 
 _INT = r"\s*(\d+)\s*"
@@ -119,8 +131,8 @@ def _check_target_fits(target: Target, size: int) -> None:
 
 @dataclass
 class ExplainSummary:
-    """What ``explain_files`` did. ``sums[row]`` holds Σ relevance per explained image, for the rows
-    ``output``, the blocks from up8 back to down1 (propagation order) and ``input``."""
+    """What ``explain_files`` did: the images explained or failed, and per image the relevance
+    ledger (``flows``) that the conservation and skip-flow tables sum."""
 
     output_dir: Path
     composite: str
@@ -128,9 +140,9 @@ class ExplainSummary:
     start: str
     explained: list[str] = field(default_factory=list)  # input file names, in processing order
     failed: list[tuple[str, str]] = field(default_factory=list)  # (file, one-line reason)
-    sums: dict[str, list[float]] = field(default_factory=dict)
-    shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)  # row -> (C, h, w)
+    absorbed_by: dict[str, str] = field(default_factory=dict)  # block -> its rule and absorbers
     inputs: frozenset[tuple[int, int]] = field(default_factory=frozenset, repr=False)  # file_ids
+    flows: list[SkipFlow] = field(default_factory=list, repr=False)  # one ledger per image
 
 
 def explain_files(
@@ -149,8 +161,10 @@ def explain_files(
 
     ``target`` is a string as for ``parse_target`` or an already parsed target. An unreadable image
     is logged as one line naming the file and listed in ``summary.failed``; the others still run.
-    An input file is never overwritten (an output folder may be the input folder): an image whose
-    outputs would replace an input is skipped and listed in ``summary.failed``.
+    ``output_dir`` must not be an input folder or inside it (UserError: a rerun would explain the
+    figures as new images); an input file is never overwritten: an image whose outputs would
+    replace an input (given as files) is skipped and listed in ``summary.failed``. An output
+    folder that this call created and left empty is removed again.
     ``progress``: a tqdm bar over images; None = only for several images on a terminal.
     ``precision``: of the LRP pass, see ``Explainer`` (fp32 conserves relevance to rounding).
     Raises UserError for a missing input, an unknown composite or start, a bad target or batch size.
@@ -164,21 +178,20 @@ def explain_files(
     if batch_size < 1:
         raise UserError(f"batch size must be >= 1; got {batch_size}")
     paths = _input_paths(inputs)
+    if isinstance(inputs, (str, Path)):
+        check_output_outside(output_dir, inputs)
     generator, config = load_generator(checkpoint)
     # prepared once (BN folding, rule weights)
     explainer = Explainer(generator, composite, precision)
     size = config.data.image_size
     _check_target_fits(target, size)
     output_dir = Path(output_dir)
-    try:
-        output_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise UserError(f"cannot create output folder {output_dir}: {err.strerror or err}") from err
-    summary = ExplainSummary(output_dir, composite, format_target(target), start)
+    summary = ExplainSummary(output_dir, composite, format_target(target), start,
+                             absorbed_by=absorbers(generator, get_composite(composite)))
     stems = output_stems(paths)
     summary.inputs = file_ids(paths)
     show = progress if progress is not None else (None if len(paths) > 1 else False)
-    with logging_redirect_tqdm(), tqdm(
+    with output_folder(output_dir), logging_redirect_tqdm(), tqdm(
         total=len(paths), unit="image", desc="explain", disable=None if show is None else not show
     ) as bar:
         for first in range(0, len(paths), batch_size):
@@ -222,14 +235,17 @@ def _explain_batch(
     if not loaded:
         return
     images = torch.from_numpy(np.stack([image for _, image in loaded])).permute(0, 3, 1, 2)
-    exp = explainer(to_model_input(images), target=target, layers=True, start=summary.start)
+    exp = explainer(to_model_input(images), target=target, layers=True, start=summary.start,
+                    layer_inputs=True)
+    flow = exp.flow
     for i, (path, image) in enumerate(loaded):
         arrays = _arrays(exp, i, image, path, summary)
+        arrays.update(flow.arrays(i))
+        summary.flows.append(flow.image(i))
         if not arrays["output"].any():
             logger.warning(
                 "%s: the target is empty (e.g. no predicted foreground); all relevance is 0", path
             )
-        _record_sums(exp, i, summary)
         _write_outputs(arrays, summary.output_dir / stems[path], _printable(path.name), target,
                        summary)
         summary.explained.append(str(path))
@@ -273,16 +289,6 @@ def _arrays(exp, i: int, image: np.ndarray, path: Path, summary: ExplainSummary)
     return arrays
 
 
-def _record_sums(exp, i: int, summary: ExplainSummary) -> None:
-    # float64 sums: the ratios compare totals of up to 4M float32 values of either sign.
-    rows = [("output", exp.output)]
-    rows += [(name, exp.layers[name]) for name in reversed(exp.layers)]  # propagation order
-    rows.append(("input", exp.input))
-    for name, r in rows:
-        summary.sums.setdefault(name, []).append(float(r[i].double().sum()))
-        summary.shapes.setdefault(name, tuple(r.shape[1:]))
-
-
 def _write_outputs(
     arrays: dict, base: Path, name: str, target: Target, summary: ExplainSummary
 ) -> None:
@@ -291,7 +297,7 @@ def _write_outputs(
     )
     fig = explanation_figure(arrays["image"], arrays["input_map"], arrays["mask"], title=title,
                              target=target)
-    figure, grid, npz = _outputs(base)
+    figure, grid, flow, npz = _outputs(base)
     atomic_write_bytes(figure, figure_png(fig))
     names = [str(n) for n in arrays["layer_names"]]
     maps = {n: arrays[LAYER_PREFIX + n] for n in names}
@@ -300,53 +306,32 @@ def _write_outputs(
         maps, shapes, title=f"Relevance at each block's output, summed over channels — {title}"
     )
     atomic_write_bytes(grid, figure_png(fig, dpi=100))
+    fig = flow_figure(SkipFlow.from_arrays(arrays), title=f"Skip flow — {title}")
+    atomic_write_bytes(flow, figure_png(fig, dpi=100))
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
     atomic_write_bytes(npz, buffer.getvalue())
 
 
 def conservation_table(summary: ExplainSummary) -> str:
-    """A plain-text table: row (output, blocks up8..down1, input), shape, Σ relevance over all
-    images, ratio to the summed output relevance, and for several images the min/max per-image
-    ratio.
-
-    In a U-Net, relevance that enters a skip connection bypasses the deeper blocks, so only the
-    cuts through the whole network (down1's output, the input) must hold all of it; the decoder
-    blocks and the deep encoder blocks carry the part that went through them.
-    """
-    if not summary.sums:
+    """Where the relevance went, over all explained images (``explain.conservation``): the
+    output's total, what each block absorbed and why (its rule; bias, batch-norm shift, ε), what
+    the input kept, and the check that these add up. Empty if nothing was explained."""
+    if not summary.flows:
         return ""
-    n = len(summary.explained)
-    out = np.array(summary.sums["output"])
-    several = n > 1
-    header = f"{'block':<8} {'shape':>14} {'Σ relevance':>13} {'ratio':>8}"
-    if several:
-        header += f" {'min ratio':>10} {'max ratio':>10}"
-    lines = [
-        f"Relevance per block, composite {summary.composite}, target {summary.target}, "
-        f"start {summary.start}; " + (f"summed over {n} images" if several else "1 image"),
-        header,
-    ]
-    total_out = out.sum()
-    for name, values in summary.sums.items():
-        values = np.array(values)
-        shape = "×".join(str(s) for s in summary.shapes[name])
-        line = f"{name:<8} {shape:>14} {values.sum():>13.5g} {_ratio(values.sum(), total_out):>8}"
-        if several:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                ratios = values / out
-            ratios = ratios[np.isfinite(ratios)]
-            lo, hi = ("n/a", "n/a")
-            if ratios.size:
-                lo, hi = f"{ratios.min():.4f}", f"{ratios.max():.4f}"
-            line += f" {lo:>10} {hi:>10}"
-        lines.append(line)
-    lines.append(
-        "(U-Net skips: relevance routed through a skip bypasses the deeper blocks, so only down1 "
-        "and the input must hold all of it)"
-    )
-    return "\n".join(lines)
+    n = len(summary.flows)
+    title = (f"Where the relevance goes, composite {summary.composite}, target {summary.target}, "
+             f"start {summary.start}; " + (f"summed over {n} images" if n > 1 else "1 image"))
+    return format_conservation(SkipFlow.concat(summary.flows), summary.absorbed_by, title)
 
 
-def _ratio(value: float, total: float) -> str:
-    return f"{value / total:.4f}" if total != 0 else "n/a"
+def flow_table(summary: ExplainSummary) -> str:
+    """The skip-flow ledger (``endoxai.explain.flow.format_flow_table``) summed over all explained
+    images; empty if none was explained."""
+    if not summary.flows:
+        return ""
+    n = len(summary.flows)
+    return format_flow_table(
+        SkipFlow.concat(summary.flows),
+        title=f"Skip flow, composite {summary.composite}, target {summary.target}; "
+              + (f"summed over {n} images" if n > 1 else "1 image") + " (shares of the output)")
