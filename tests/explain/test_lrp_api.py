@@ -198,6 +198,28 @@ def test_first_layer_rule_goes_to_the_first_convolution_only():
     assert not any(isinstance(m, nn.BatchNorm2d) for m in shadow.modules())  # all folded
 
 
+def test_name_map_gives_rules_by_layer_name_after_the_first_layer_rule():
+    from endoxai.explain.canonize import prepare
+    from endoxai.explain.composites import CONVOLUTIONS
+    from endoxai.explain.propagate import RuleLayer
+    from endoxai.explain.rules import Gamma, ZBox
+    from endoxai.models import GeneratorLogits
+
+    composite = Composite(first_map=((CONVOLUTIONS, ZBox()),),
+                          name_map=(("up[78].*", Epsilon(0.5)), ("up*", Epsilon(0.1)),
+                                    ("down1.*", Epsilon(9.0))),
+                          layer_map=((CONVOLUTIONS, Gamma(0.25)),))
+    g = Generator(width=4)
+    for model, prefix in ((g, ""), (GeneratorLogits(g), "generator.")):
+        shadow = prepare(model, composite)
+        rules = {n.removeprefix(prefix): m.rule for n, m in shadow.named_modules()
+                 if isinstance(m, RuleLayer)}
+        assert isinstance(rules["down1.0"], ZBox)  # the first layer's rule wins over its name
+        assert rules["up7.0"] == rules["up8.0"] == Epsilon(0.5)  # first matching pattern wins
+        assert all(rules[f"up{j}.0"] == Epsilon(0.1) for j in range(1, 7))
+        assert all(rules[f"down{i}.0"] == Gamma(0.25) for i in range(2, 9))
+
+
 class _Pooled(nn.Module):
     def __init__(self) -> None:
         super().__init__()
@@ -333,6 +355,8 @@ def test_auto_precision_keeps_unstable_composites_in_fp32(monkeypatch):
 def test_non_finite_low_precision_relevance_is_propagated_again_in_fp32(monkeypatch, caplog):
     """A bf16 propagation that returns NaN (as the emulated bf16 path did on a CPU without native
     bf16) is redone in fp32 with a warning: the maps equal the fp32 ones, never NaN."""
+    from endoxai.explain import Explainer
+
     net = _small_net()
     x = random_images(2, 32, seed=6)
     exact = explain(net, x, layers=["1", "4"], layer_inputs=True)
@@ -347,12 +371,18 @@ def test_non_finite_low_precision_relevance_is_propagated_again_in_fp32(monkeypa
     monkeypatch.setattr(torch.autograd, "grad", nan_under_autocast)
     with caplog.at_level("WARNING", logger="endoxai.explain.explanation"):
         fast = explain(net, x, layers=["1", "4"], layer_inputs=True, precision="bf16")
-    assert "propagated again in fp32" in caplog.text
+    assert "a batch of 2 image(s): bf16 relevance was not finite" in caplog.text
+    assert "explained again in fp32, so this result is fp32" in caplog.text
+    assert fast.precision == "fp32" and exact.precision == "fp32"
     torch.testing.assert_close(fast.input, exact.input)
     for name in ("1", "4"):
         torch.testing.assert_close(fast.layers[name], exact.layers[name])
         torch.testing.assert_close(fast.layer_inputs[name], exact.layer_inputs[name])
     caplog.clear()
     with caplog.at_level("WARNING", logger="endoxai.explain.explanation"):
+        Explainer(net, "epsilon-gamma-box", "bf16")(x, layers=["1"], sources=["a.jpg", "b.png"])
+    assert caplog.text.count("a.jpg, b.png: bf16 relevance was not finite") == 1
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="endoxai.explain.explanation"):
         explain(net, x, layers=["1", "4"])  # fp32 is never redone
-    assert "propagated again" not in caplog.text
+    assert "explained again" not in caplog.text

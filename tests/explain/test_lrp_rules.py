@@ -6,7 +6,17 @@ import pytest
 import torch
 from torch import nn
 
-from endoxai.explain import AlphaBeta, Composite, Epsilon, Gamma, GeneralizedGamma, ZBox, explain
+from endoxai.explain import (
+    AlphaBeta,
+    Composite,
+    Epsilon,
+    Flat,
+    Gamma,
+    GeneralizedGamma,
+    WSquare,
+    ZBox,
+    explain,
+)
 
 EPS = 1e-6
 
@@ -58,6 +68,12 @@ def reference(
         share = rule.alpha * pos / _stab(
             pos.sum(0) + b.clamp(min=0), rule.stabilizer
         ) - rule.beta * neg / _stab(neg.sum(0) + b.clamp(max=0), rule.stabilizer)
+    elif isinstance(rule, WSquare):
+        v = w.square()
+        share = v / _stab(v.sum(0), rule.stabilizer)
+    elif isinstance(rule, Flat):
+        v = (w != 0).double()  # connected: the dense map has no other zeros here
+        share = v / _stab(v.sum(0), rule.stabilizer)
     else:
         raise TypeError(rule)
     return (share * r).sum(1)
@@ -96,6 +112,8 @@ RULES = {
     ),
     "alpha2-beta1": AlphaBeta(2.0, 1.0),
     "alpha1-beta0": AlphaBeta(1.0, 0.0),
+    "wsquare": WSquare(),
+    "flat": Flat(),
 }
 
 

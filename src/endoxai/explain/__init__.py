@@ -8,7 +8,16 @@ relevance of the inputs and of every block; ``COMPOSITES`` holds the named rule 
 from endoxai.explain.composites import COMPOSITES, Composite, get_composite, register_composite
 from endoxai.explain.explanation import Explainer, Explanation, explain
 from endoxai.explain.propagate import UnsupportedLayerError
-from endoxai.explain.rules import AlphaBeta, Epsilon, Gamma, GeneralizedGamma, Rule, ZBox
+from endoxai.explain.rules import (
+    AlphaBeta,
+    Epsilon,
+    Flat,
+    Gamma,
+    GeneralizedGamma,
+    Rule,
+    WSquare,
+    ZBox,
+)
 from endoxai.explain.targets import STARTS
 
 __all__ = [
@@ -19,10 +28,12 @@ __all__ = [
     "Epsilon",
     "Explainer",
     "Explanation",
+    "Flat",
     "Gamma",
     "GeneralizedGamma",
     "Rule",
     "UnsupportedLayerError",
+    "WSquare",
     "ZBox",
     "explain",
     "get_composite",

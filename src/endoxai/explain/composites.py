@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 
 from torch import nn
 
@@ -13,6 +14,7 @@ LINEAR_LAYERS = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)  # the layers a rule 
 CONVOLUTIONS = (nn.Conv2d, nn.ConvTranspose2d)
 
 LayerMap = tuple[tuple[tuple[type[nn.Module], ...], Rule], ...]
+NameMap = tuple[tuple[str, Rule], ...]  # (fnmatch pattern on the layer name, rule)
 
 
 @dataclass(frozen=True)
@@ -21,7 +23,10 @@ class Composite:
 
     ``first_map`` applies only to the first layer, in ``model.named_modules()`` order, that matches
     one of its entries (Zennit's ``SpecialFirstLayerMapComposite``: for a network registered in
-    forward order that is the input layer). ``layer_map`` covers all other layers.
+    forward order that is the input layer). ``name_map`` gives rules by layer name: shell-style
+    patterns (``fnmatch``) such as ``"up*"`` or ``"down[2-4].*"``, matched against the layer's
+    name in the model and, so that a wrapped model matches too, against its dotted suffixes.
+    ``layer_map`` covers the layers neither of them matched.
 
     ``low_precision``: the rules' denominators stay away from zero (z⁺ / z⁻ taken apart, or a box
     bound), so bf16 rounding changes relevance only slightly; ``precision="auto"`` uses bf16 only
@@ -33,6 +38,7 @@ class Composite:
     first_map: LayerMap = ()
     description: str = ""
     low_precision: bool = False
+    name_map: NameMap = ()
 
     def assign(self, layers: Iterable[tuple[str, nn.Module]]) -> dict[str, Rule]:
         """Rule for each ``(name, layer)`` in the given order; KeyError names an unmatched layer."""
@@ -43,7 +49,7 @@ class Composite:
             if not first_done:
                 rule = _match(self.first_map, layer)
                 first_done = rule is not None
-            rule = rule or _match(self.layer_map, layer)
+            rule = rule or _match_name(self.name_map, name) or _match(self.layer_map, layer)
             if rule is None:
                 raise KeyError(f"composite has no rule for layer {name!r} ({type(layer).__name__})")
             rules[name] = rule
@@ -52,6 +58,13 @@ class Composite:
 
 def _match(layer_map: LayerMap, layer: nn.Module) -> Rule | None:
     return next((rule for types, rule in layer_map if isinstance(layer, types)), None)
+
+
+def _match_name(name_map: NameMap, name: str) -> Rule | None:
+    parts = name.split(".")
+    suffixes = [".".join(parts[i:]) for i in range(len(parts))]
+    return next((rule for pattern, rule in name_map
+                 if any(fnmatchcase(s, pattern) for s in suffixes)), None)
 
 
 COMPOSITES: dict[str, Composite] = {}

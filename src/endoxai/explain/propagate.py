@@ -35,7 +35,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from endoxai.explain.rules import AlphaBeta, Epsilon, Gamma, GeneralizedGamma, Rule, ZBox
+from endoxai.explain.rules import (
+    AlphaBeta,
+    Epsilon,
+    Flat,
+    Gamma,
+    GeneralizedGamma,
+    Rule,
+    WSquare,
+    ZBox,
+)
 
 Tensor = torch.Tensor
 
@@ -129,6 +138,17 @@ class LinearOp:
         if key not in self._derived:
             self._derived[key] = F.leaky_relu(self.weight, 1.0 / (1.0 + gamma))
         return self._derived[key]
+
+    def squared_weight(self) -> Tensor:
+        if "square" not in self._derived:
+            self._derived["square"] = self.weight.square()
+        return self._derived["square"]
+
+    def flat_weight(self) -> Tensor:
+        """Ones shaped like the weight: every connection counts once (grouping kept)."""
+        if "flat" not in self._derived:
+            self._derived["flat"] = torch.ones_like(self.weight)
+        return self._derived["flat"]
 
     def _weight_channels(self, v: Tensor) -> Tensor:
         """A per-output-channel vector shaped to broadcast against the raw weight."""
@@ -282,8 +302,26 @@ def _terms_zbox(rule: ZBox, op: LinearOp, x: Tensor, z: Tensor) -> list[Term]:
     return [Term(shifted, f, op.weight), Term(radius, f.clone(), op.abs_weight())]
 
 
+def _terms_input_free(weight: Tensor, rule: WSquare | Flat, op: LinearOp, x: Tensor) -> list[Term]:
+    # R_j = Σ_k v_jk / Σ_j' v_j'k · R_k with v = w² or 1: the transposed layer with weights v on
+    # R / stab(layer(1, v)), times 1 for every input. Padding is zeros, so only real inputs count.
+    ones = torch.ones_like(x)
+    den = op.forward(ones, weight)
+    return [Term(ones, _reciprocal(den, rule.stabilizer), weight)]
+
+
+def _terms_wsquare(rule: WSquare, op: LinearOp, x: Tensor, z: Tensor) -> list[Term]:
+    return _terms_input_free(op.squared_weight(), rule, op, x)
+
+
+def _terms_flat(rule: Flat, op: LinearOp, x: Tensor, z: Tensor) -> list[Term]:
+    return _terms_input_free(op.flat_weight(), rule, op, x)
+
+
 _RULE_TERMS = {
     Epsilon: _terms_epsilon,
+    WSquare: _terms_wsquare,
+    Flat: _terms_flat,
     Gamma: _terms_gamma,
     GeneralizedGamma: _terms_generalized_gamma,
     AlphaBeta: _terms_alpha_beta,

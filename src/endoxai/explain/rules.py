@@ -111,5 +111,28 @@ class AlphaBeta:
             )
 
 
-Rule = Union[Epsilon, Gamma, GeneralizedGamma, ZBox, AlphaBeta]
-RULE_TYPES = (Epsilon, Gamma, GeneralizedGamma, ZBox, AlphaBeta)
+@dataclass(frozen=True)
+class WSquare:
+    """w² rule (Montavon et al. 2017), as Zennit's ``WSquare``:
+
+    ``R_j = Σ_k w_jk² / stab(Σ_j' w_j'k²) · R_k``
+
+    (the input values and the bias play no part): an input's share depends only on how strongly
+    it is connected, so the map is smooth over the layer's receptive fields. Meant for the input
+    layer, where the input values need no explaining.
+    """
+
+    stabilizer: float = DEFAULT_STABILIZER
+
+
+@dataclass(frozen=True)
+class Flat:
+    """Flat rule (Lapuschkin et al. 2019), as Zennit's ``Flat``: every input in an output's
+    receptive field gets an equal share, ``R_j = Σ_k 1 / stab(Σ_j' 1) · R_k`` with the sums over the
+    inputs that are connected to k (input values, weights and bias play no part)."""
+
+    stabilizer: float = DEFAULT_STABILIZER
+
+
+Rule = Union[Epsilon, Gamma, GeneralizedGamma, ZBox, AlphaBeta, WSquare, Flat]
+RULE_TYPES = (Epsilon, Gamma, GeneralizedGamma, ZBox, AlphaBeta, WSquare, Flat)
