@@ -47,41 +47,6 @@ def test_files_round_trip(planted, tmp_path):
 
 
 @pytest.fixture
-def run_dir(tmp_path, pair_folder):
-    from endoxai.config import Config
-    from endoxai.models import Generator
-    from endoxai.train.checkpoint import FORMAT, VERSION
-
-    torch.manual_seed(0)
-    run = tmp_path / "run"
-    run.mkdir()
-    torch.save({"format": FORMAT, "version": VERSION, "config": Config().to_dict(),
-                "generator": Generator().state_dict()}, run / "best.pt")
-    (run / "split.json").write_text(json.dumps({
-        "dataset": str(pair_folder), "train": ["case0", "case1", "case2", "case3"],
-        "val": ["case4", "case5"]}))
-    return run
-
-
-@pytest.mark.slow
-def test_cli_on_a_run(run_dir, tmp_path, capsys):
-    torch.set_num_threads(1)
-    out = tmp_path / "faith"
-    rc = main(["evaluate-explanations", "--run", str(run_dir), "--output", str(out),
-               "--n-images", "1", "--steps", "2", "--methods",
-               "lrp:epsilon-gamma-box,gradient,random", "--precision", "fp32", "--device", "cpu"])
-    captured = capsys.readouterr()
-    assert rc == 0, captured.err
-    assert "lrp:epsilon-gamma-box" in captured.out and "AOPC MoRF" in captured.out
-    data = read_faithfulness(out)
-    assert data["settings"]["patch"] == 8 and data["settings"]["steps"] == 2
-    assert list(data["summary"]) == ["lrp:epsilon-gamma-box", "gradient", "random"]
-    names = [image["name"] for image in data["images"]]
-    assert names == ["case4"] and data["skipped"] == []
-    assert (out / "faithfulness_curves.png").is_file()
-
-
-@pytest.fixture
 def tiny_run(tmp_path, pair_folder):
     """A run folder holding an untrained width-8 generator: fast enough for the command's flow."""
     from endoxai.config import Config, ModelConfig
@@ -101,6 +66,23 @@ def tiny_run(tmp_path, pair_folder):
         "dataset": str(pair_folder), "train": ["case0", "case1", "case2", "case3"],
         "val": ["case4", "case5"]}))
     return run
+
+
+def test_cli_on_a_run(tiny_run, tmp_path, capsys):
+    torch.set_num_threads(1)
+    out = tmp_path / "faith"
+    rc = main(["evaluate-explanations", "--run", str(tiny_run), "--output", str(out),
+               "--n-images", "1", "--steps", "2", "--methods",
+               "lrp:epsilon-gamma-box,gradient,random", "--precision", "fp32", "--device", "cpu"])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    assert "lrp:epsilon-gamma-box" in captured.out and "AOPC MoRF" in captured.out
+    data = read_faithfulness(out)
+    assert data["settings"]["patch"] == 8 and data["settings"]["steps"] == 2
+    assert list(data["summary"]) == ["lrp:epsilon-gamma-box", "gradient", "random"]
+    names = [image["name"] for image in data["images"]]
+    assert names == ["case4"] and data["skipped"] == []
+    assert (out / "faithfulness_curves.png").is_file()
 
 
 @pytest.mark.parametrize("quiet", [[], ["-q"], ["--no-progress"]])
