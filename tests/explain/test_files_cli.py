@@ -84,7 +84,8 @@ def _fake_explanation(images: torch.Tensor) -> SimpleNamespace:
         numel = shape[0] * shape[1] * shape[2]
         layers[name] = ((k + fill) / numel).view(n, 1, 1, 1).expand(n, *shape).float()
     return SimpleNamespace(input=2 * images, layers=layers, output=logits.clamp(min=0),
-                           logits=logits, target=logits > 0, flow=_fake_flow(fill))
+                           logits=logits, target=logits > 0, flow=_fake_flow(fill),
+                           precision="fp32")
 
 
 def _fake_flow(fill: torch.Tensor) -> SkipFlow:
@@ -106,7 +107,7 @@ def fake_engine(monkeypatch):
         def __init__(self, generator, composite, precision="fp32"):
             self.composite, self.precision = composite, precision
 
-        def __call__(self, images, target, layers, start, layer_inputs=False):
+        def __call__(self, images, target, layers, start, layer_inputs=False, sources=None):
             calls.append({"n": images.shape[0], "target": target, "composite": self.composite,
                           "precision": self.precision, "start": start, "layers": layers,
                           "layer_inputs": layer_inputs,
@@ -142,7 +143,8 @@ def test_single_image_npz_and_figures(tmp_path, fake_engine):
     with np.load(out / "polyp.npz") as z:
         data = {k: z[k] for k in z.files}
     expected_keys = {"image", "input", "input_map", "output", "logits", "mask", "target_mask",
-                     "layer_names", "layer_shapes", "source", "target", "composite", "start"}
+                     "layer_names", "layer_shapes", "source", "target", "composite", "start",
+                     "precision"}
     assert set(data) == expected_keys | {f"layer_{b}" for b in BLOCKS} | set(FLOW_NPZ_KEYS)
     image = data["image"]
     assert image.shape == (SIZE, SIZE, 3) and image.dtype == np.uint8
@@ -337,3 +339,30 @@ def test_cli_bad_target_exits_2(tmp_path, capsys):
                "--target", "pixel:1"])
     assert rc == 2
     assert "expected pixel:Y,X" in capsys.readouterr().err
+
+
+def test_a_bf16_image_redone_in_fp32_is_named(tmp_path, monkeypatch, caplog):
+    # A bf16 pass that gives NaN (as on CPUs without native bf16) is run again in fp32: the
+    # warning names the image and says its result is fp32, and its arrays record fp32.
+    ckpt_mod = pytest.importorskip("endoxai.train.checkpoint")
+    torch.manual_seed(0)
+    config = Config().override(data={"image_size": SIZE}, model={"width": 8})
+    path = tmp_path / "g8.pt"
+    torch.save({"format": ckpt_mod.FORMAT, "version": ckpt_mod.VERSION,
+                "config": config.to_dict(), "generator": Generator(width=8).state_dict()}, path)
+    _write_image(tmp_path / "polyp.png", 40, 40, seed=7)
+    real_grad = torch.autograd.grad
+
+    def nan_under_autocast(outputs, inputs, **kwargs):
+        grads = real_grad(outputs, inputs, **kwargs)
+        if torch.is_autocast_enabled("cpu"):
+            grads = (torch.full_like(grads[0], float("nan")), *grads[1:])
+        return grads
+
+    monkeypatch.setattr(torch.autograd, "grad", nan_under_autocast)
+    with caplog.at_level("WARNING", logger="endoxai.explain.explanation"):
+        explain_files(path, tmp_path / "polyp.png", tmp_path / "out", precision="bf16")
+    assert f"{tmp_path / 'polyp.png'}: bf16 relevance was not finite" in caplog.text
+    assert "so this result is fp32" in caplog.text
+    with np.load(tmp_path / "out" / "polyp.npz") as z:
+        assert str(z["precision"]) == "fp32" and np.isfinite(z["input"]).all()

@@ -32,6 +32,8 @@ class Explanation:
     - ``output`` (N, C_out, H, W): the relevance the propagation started from.
     - ``logits`` (N, C_out, H, W): the model's output (pre-tanh for ``Generator``).
     - ``target`` (N, C_out, H, W) bool: the explained output positions.
+    - ``precision``: what the relevance was computed in (fp32, or bf16 / fp16 under autocast;
+      fp32 also where a low-precision pass was not finite and was run again).
     """
 
     input: torch.Tensor
@@ -41,6 +43,7 @@ class Explanation:
     target: torch.Tensor
     composite: str
     layer_inputs: OrderedDict[str, torch.Tensor] = field(default_factory=OrderedDict)
+    precision: str = "fp32"
 
     @property
     def flow(self) -> SkipFlow:
@@ -107,21 +110,24 @@ class Explainer:
         layers: bool | Sequence[str] = True,
         start: str | torch.Tensor = "logit",
         layer_inputs: bool = False,
+        sources: Sequence[str] | None = None,
     ) -> Explanation:
-        """Explain ``images``; the arguments are those of ``explain``.
+        """Explain ``images``; the arguments are those of ``explain``. ``sources``: what the
+        images are (e.g. their file names), for the warning below.
 
         Under bf16 / fp16, a batch whose relevance comes back non-finite is propagated again in
-        fp32, with a warning (seen on a CPU without native bf16, where the emulated bf16 path gave
-        NaN input maps): a map is never returned with NaN or Inf in it.
+        fp32, with a warning that names its images (or says how many) and that their results are
+        fp32 (``Explanation.precision``): a map is never returned with NaN or Inf in it.
         """
         if self._dtype is not None:
             images = images.to(device=self._device, dtype=self._dtype)
         names = _layer_names(self._shadow, layers)
         result = self._propagate(images, target, names, start, layer_inputs, self.precision)
         if self.precision != "fp32" and not _finite(result):
-            logger.warning("%s relevance was not finite (NaN or Inf): this batch is propagated "
-                           "again in fp32; use --precision fp32 on this machine to save the "
-                           "double work", self.precision)
+            which = ", ".join(sources) if sources else f"a batch of {images.shape[0]} image(s)"
+            logger.warning("%s: %s relevance was not finite (NaN or Inf); explained again in "
+                           "fp32, so this result is fp32 (--precision fp32 saves the double "
+                           "work)", which, self.precision)
             result = self._propagate(images, target, names, start, layer_inputs, "fp32")
         return result
 
@@ -171,6 +177,7 @@ class Explainer:
             target=mask.contiguous(),
             composite=self.composite_name,
             layer_inputs=OrderedDict(zip(names, grads[1 + n :])) if layer_inputs else OrderedDict(),
+            precision=precision,
         )
 
 

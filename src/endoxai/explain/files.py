@@ -75,6 +75,7 @@ NPZ_KEYS = {
     "target": "str: the target as on the command line (mask, pixel:Y,X, ...)",
     "composite": "str: the LRP composite",
     "start": "str: logit | ones",
+    "precision": "str: what the relevance was computed in: fp32, or bf16 / fp16 (autocast)",
     **FLOW_NPZ_KEYS,
 }
 
@@ -236,7 +237,7 @@ def _explain_batch(
         return
     images = torch.from_numpy(np.stack([image for _, image in loaded])).permute(0, 3, 1, 2)
     exp = explainer(to_model_input(images), target=target, layers=True, start=summary.start,
-                    layer_inputs=True)
+                    layer_inputs=True, sources=[str(path) for path, _ in loaded])
     flow = exp.flow
     for i, (path, image) in enumerate(loaded):
         arrays = _arrays(exp, i, image, path, summary)
@@ -283,6 +284,7 @@ def _arrays(exp, i: int, image: np.ndarray, path: Path, summary: ExplainSummary)
         "target": np.array(summary.target),
         "composite": np.array(summary.composite),
         "start": np.array(summary.start),
+        "precision": np.array(exp.precision),
     }
     for name, r in exp.layers.items():
         arrays[LAYER_PREFIX + name] = _numpy(r[i].sum(dim=0))
@@ -292,9 +294,8 @@ def _arrays(exp, i: int, image: np.ndarray, path: Path, summary: ExplainSummary)
 def _write_outputs(
     arrays: dict, base: Path, name: str, target: Target, summary: ExplainSummary
 ) -> None:
-    title = (
-        f"{name} · target {summary.target} · composite {summary.composite} · start {summary.start}"
-    )
+    title = (f"{name} · target {summary.target} · composite {summary.composite} · start "
+             f"{summary.start} · {arrays['precision']}")
     fig = explanation_figure(arrays["image"], arrays["input_map"], arrays["mask"], title=title,
                              target=target)
     figure, grid, flow, npz = _outputs(base)
