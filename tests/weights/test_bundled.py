@@ -93,6 +93,7 @@ def test_a_damaged_bundle_is_refused(bundled):
         load_model()
 
 
+@pytest.mark.slow  # an LRP pass (seconds on 2 free cores)
 def test_load_model_returns_the_bundled_generator_ready_for_explain(bundled):
     from endoxai.explain import explain
 
@@ -123,6 +124,7 @@ def test_predict_without_checkpoint_uses_the_bundled_model(bundled, image, tmp_p
     assert np.array_equal(a, np.array(Image.open(tmp_path / "b" / "case.png")))
 
 
+@pytest.mark.slow  # an LRP pass (seconds on 2 free cores)
 def test_explain_without_checkpoint_uses_the_bundled_model(bundled, image, tmp_path):
     out = tmp_path / "explained"
     assert main(["-q", "explain", "--input", str(image), "--output", str(out),
@@ -130,6 +132,7 @@ def test_explain_without_checkpoint_uses_the_bundled_model(bundled, image, tmp_p
     assert (out / "case_explanation.png").is_file() and (out / "case.npz").is_file()
 
 
+@pytest.mark.slow  # an LRP pass (seconds on 2 free cores)
 def test_evaluate_explanations_without_checkpoint_uses_the_bundled_model(bundled, pair_folder,
                                                                          tmp_path):
     out = tmp_path / "faith"
@@ -141,6 +144,7 @@ def test_evaluate_explanations_without_checkpoint_uses_the_bundled_model(bundled
         bundled)
 
 
+@pytest.mark.slow  # an LRP pass (seconds on 2 free cores)
 def test_report_without_run_shows_the_bundled_model_at_its_width(bundled, pair_folder, tmp_path,
                                                                   capsys):
     out = tmp_path / "report"
