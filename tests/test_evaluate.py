@@ -78,7 +78,16 @@ def test_missing_and_extra_files_are_named(folders):
         evaluate_folders(pred, truth, progress=False)
     msg = str(err.value)
     assert "no prediction: c" in msg and "no truth mask: zzz" in msg
-    assert "\n" not in msg
+    assert "\n" not in msg and "--ids" not in msg
+
+
+def test_predicting_a_subset_points_at_ids(folders):
+    # predictions for some images, the truth folder of all: --ids scores just those
+    pred, truth = folders
+    (pred / "c.png").unlink()
+    with pytest.raises(UserError, match=r"no prediction: c \(to score only the predicted images, "
+                                        r"list them with --ids"):
+        evaluate_folders(pred, truth, progress=False)
 
 
 def test_long_lists_are_truncated(tmp_path):

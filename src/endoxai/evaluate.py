@@ -169,7 +169,11 @@ def pair_masks(pred_dir: Path, truth_dir: Path, ids: list[str] | None = None
         if extra:
             parts.append(f"{len(extra)} prediction(s) in {pred_dir} have no truth mask: "
                          f"{_listing(extra)}")
-        raise UserError("; ".join(parts))
+        hint = ""
+        if missing and not extra and ids is None:  # e.g. the val images predicted, all truths
+            hint = (" (to score only the predicted images, list them with --ids, e.g. "
+                    "--ids kvasir-seg/val.txt)")
+        raise UserError("; ".join(parts) + hint)
     return [(stem, preds[stem], truths[stem]) for stem in sorted(truths)]
 
 
