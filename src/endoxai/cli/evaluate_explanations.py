@@ -35,6 +35,14 @@ with the trained model's by Spearman rank correlation of |R| and SSIM (mean over
 bootstrap interval). A map that stays similar did not depend on the randomised weights. Writes
 sanity.json, sanity_per_image.csv and sanity.png next to the faithfulness files and prints a
 table. --sanity-only skips the region perturbation.
+
+--search-composites scores a grid of layer-dependent LRP composites (input: z^B, flat or w²;
+encoder: γ, z+ or ε; decoder: γ, z+, ε of three sizes or ε by depth) beside the registered ones
+and the gradient baselines, by the region perturbation and the decoder-only randomisation, and
+chooses the highest MoRF AOPC among those with a flat LeRF curve and maps that change with the
+decoder (endoxai.explain.composite_search). Run it on a run's held-out training images (--run
+with a run trained with data.holdout), never on images you report on. Writes
+composite_search.json and composite_search.md.
 """
 
 
@@ -91,6 +99,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="also run the randomisation sanity checks (see above)")
     p.add_argument("--sanity-only", action="store_true",
                    help="run only the sanity checks, not the region perturbation")
+    p.add_argument("--search-composites", action="store_true",
+                   help="score the grid of candidate composites and choose one (see above); "
+                        "nothing else is run")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (also with -q)")
     p.set_defaults(func=run)
 
@@ -135,6 +146,15 @@ def run(args: argparse.Namespace) -> int:
         checkpoint, split_file, output = model_path(args), None, args.output
     progress = not (args.quiet or args.no_progress)
     device = resolve_device(args.device)
+    if args.search_composites:
+        from endoxai.explain import composite_search as cs
+
+        found, paths = cs.search_composites_files(
+            checkpoint, args.data, output, split_file=split_file, n_images=args.n_images,
+            settings=settings, progress=progress, device=device)
+        print(cs.format_search_table(found))
+        print(f"wrote {paths['json']}, {paths['md'].name}")
+        return 0
     if perturbation:
         result, paths = ff.evaluate_explanation_files(
             checkpoint, args.data, output, split_file=split_file, n_images=args.n_images,
