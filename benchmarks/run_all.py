@@ -9,6 +9,8 @@ section and one section's memory does not weigh on the next):
    layer-by-layer reference
 4. ``bench_train.py``: training images/s at 256² and 512², fp32 vs bf16, and the loss curve
 5. ``bench_data.py``: decode (first epoch) vs cached epochs; preparing all 1000 pairs
+6. ``bench_explain_cli.py``: ``endoxai explain IMAGE`` as a whole process (--checkpoint's model,
+   else the bundled one; skipped when neither is there)
 
 The report is printed and, with ``--output``, written to that file; docs/results.md quotes
 its tables with the command, commit, CPU and date the report's header gives. ``--quick`` runs
@@ -35,6 +37,7 @@ FULL = {
     "lrp": ["--size", "512", "--batch", "1", "--repeats", "5", "--bf16", "--prepared"],
     "train": ["--sizes", "256", "512", "--steps", "4", "--curve-steps", "30"],
     "data": [],
+    "explain_cli": ["--repeats", "5"],
 }
 QUICK = {
     "forward": ["--sizes", "256", "--repeats", "1", "--warmup", "0"],
@@ -43,6 +46,7 @@ QUICK = {
     "train": ["--sizes", "256", "--batch", "2", "--steps", "1", "--warmup", "0",
               "--curve-steps", "3", "--synthetic"],
     "data": ["--sizes", "256", "--repeats", "1", "--limit", "16"],
+    "explain_cli": ["--repeats", "1", "--warmup", "0"],
 }
 TITLES = {
     "forward": "1. Generator forward: fp32 vs bf16 vs ONNX Runtime, and the FLOP floor",
@@ -50,6 +54,7 @@ TITLES = {
     "lrp": "3. LRP: endoxai vs Zennit vs a layer-by-layer reference",
     "train": "4. Training throughput and the bf16 loss curve",
     "data": "5. Data: decoding vs cached epochs",
+    "explain_cli": "6. `endoxai explain IMAGE`, whole process",
 }
 
 
@@ -68,7 +73,8 @@ def section(name: str, extra: list[str], threads: int) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--checkpoint", type=Path,
-                   help="trained checkpoint for section 2 (skipped without it)")
+                   help="trained checkpoint for sections 2 (skipped without it) and 6 "
+                   "(default there: the bundled model)")
     p.add_argument("--sections", nargs="+", choices=list(FULL), default=list(FULL))
     p.add_argument("--quick", action="store_true", help="tiny settings: a smoke test")
     p.add_argument("--threads", type=int, default=0, help="torch threads; 0 = torch default")
@@ -84,6 +90,15 @@ def main(argv: list[str] | None = None) -> int:
                 parts += ["", f"### {TITLES[name]}", "", "Skipped: no --checkpoint given."]
                 continue
             extra += ["--checkpoint", str(args.checkpoint)]
+        if name == "explain_cli":
+            from endoxai.weights import bundled_path
+
+            if args.checkpoint is not None:
+                extra += ["--checkpoint", str(args.checkpoint)]
+            elif not bundled_path().is_file():
+                parts += ["", f"### {TITLES[name]}", "",
+                          "Skipped: no --checkpoint given and no bundled model installed."]
+                continue
         parts += ["", f"### {TITLES[name]}", "", section(name, extra, args.threads).strip()]
     report = "\n".join(parts) + "\n"
     print(report)
