@@ -32,4 +32,4 @@ def test_one_round_times_every_step(tmp_path):
     for row in ("| backward pass |", "| answer (server) |", "| answer, uncached |",
                 "| HTTP round trip |"):
         assert row in report
-    assert "g8.pt (width 8)" in report and "synthetic.png (360x300)" in report
+    assert "/g8.pt (width 8)" in report and "synthetic.png (360x300)" in report

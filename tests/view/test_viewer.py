@@ -80,6 +80,6 @@ def test_bad_targets_from_the_page(spec):
 
 def test_the_model_comes_from_the_resolver(view_files):
     _, config, label = load_model(view_files.checkpoint)
-    assert config.model.width == 8 and label == "tiny.pt"
+    assert config.model.width == 8 and label == f"{view_files.checkpoint.parent.name}/tiny.pt"
     with pytest.raises(UserError, match="not found"):
         load_model(view_files.root / "missing.pt")

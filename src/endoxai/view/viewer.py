@@ -52,7 +52,9 @@ def load_model(checkpoint: str | Path | None = None, model: str | None = None
     """
     path = resolve_model(checkpoint, model)
     generator, config = load_generator(path)
-    label = path.name if checkpoint is not None else f"{model or DEFAULT_MODEL} (bundled)"
+    # a run's best.pt is named by its folder too: "best.pt" alone says nothing
+    label = ("/".join(path.parts[-2:]) if checkpoint is not None
+             else f"{model or DEFAULT_MODEL} (bundled)")
     return generator, config, label
 
 

@@ -141,6 +141,7 @@ async function selectImage(id) {
   for (const stage of [$("#image"), $("#relevance")]) stage.querySelector("img").style.aspectRatio = aspect;
   $("#image img").src = `${base}/picture.png`;
   $("#image .mask-layer").style.backgroundImage = `url("${base}/mask.png")`;
+  $("#relevance").style.backgroundImage = `url("${base}/picture.png")`;
   $("#relevance img").removeAttribute("src");
   $("#hint").hidden = true;
   const legend = $("#legend");
@@ -215,6 +216,8 @@ function setupAsking() {
   $("#composite").addEventListener("change", () => ask());
   $("#opacity").addEventListener("input", setOpacity);
   setOpacity();
+  const over = $("#relevance-over");
+  over.addEventListener("change", () => $("#relevance").classList.toggle("over", over.checked));
 }
 
 function boxOf(a, b) {
@@ -298,10 +301,13 @@ function showLayers(layers) {
     const img = document.createElement("img");
     img.src = layer.png;
     img.alt = `relevance at ${layer.name}`;
+    const name = document.createElement("span");
+    name.className = "block";
+    name.textContent = layer.name;
     const label = document.createElement("span");
     const [c, h, w] = layer.shape;
-    label.textContent = `${layer.name} ${c}×${h}×${w} · ΣR ${fmt(layer.total)}`;
-    button.append(img, label);
+    label.textContent = `${c}×${h}×${w} · ΣR ${fmt(layer.total)}`;
+    button.append(img, name, label);
     button.addEventListener("click", () => enlarge(layer));
     item.append(button);
     list.append(item);
