@@ -109,11 +109,15 @@ def main() -> int:
                                        timeout=WAIT_MS)
                 page.check("#relevance-over")  # the map over the image: where it looks
                 page.wait_for_timeout(300)  # let the layer thumbnails decode
-                page.screenshot(path=str(args.output))
+                shot = page.screenshot()
                 browser.close()
         finally:
             process.send_signal(signal.SIGINT)
             process.wait(timeout=30)
+    # 256 colours, dithered: a third of the size, and the page's colours survive it
+    picture = Image.open(io.BytesIO(shot)).convert("RGB")
+    picture.quantize(256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.FLOYDSTEINBERG
+                     ).save(args.output, optimize=True)
     print(f"wrote {args.output}")
     return 0
 
