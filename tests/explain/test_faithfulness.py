@@ -97,3 +97,30 @@ def test_settings_validation():
         FaithfulnessSettings(baseline="zeros")
     with pytest.raises(ValueError, match="steps"):
         FaithfulnessSettings(steps=0)
+
+
+def test_dice_curves_and_intervals_in_the_summary(planted):
+    model, x = planted
+    # a bias that puts the prediction's edge inside the picture: removing the planted region
+    # erases part of the predicted area, which the Dice curve must show
+    shifted = Planted(region_mask(), bias=-40.0).eval()
+    with torch.no_grad():
+        target = shifted.logits(x) > 0
+    assert 0 < int(target.sum()) < SIZE * SIZE
+    settings = FaithfulnessSettings(methods=("gradient", RANDOM), patch=PATCH, steps=8,
+                                    fraction=0.5, baseline="mean", precision="fp32")
+    result = evaluate_faithfulness(shifted, torch.cat([x, x]), None, ["a", "b"], settings,
+                                   progress=False)
+    r = result.images[0]["methods"]["gradient"]
+    with torch.no_grad():
+        removed = torch.where(region_mask(), x.mean((2, 3), keepdim=True), x)
+        after = shifted.logits(removed) > 0
+    dice = 2 * int((after & target).sum()) / (int(after.sum()) + int(target.sum()))
+    assert dice < 0.5
+    assert r["dice_morf"] == pytest.approx([1.0] + [dice] * 8)  # the region goes at step 1
+    assert r["aopc_dice_morf"] == pytest.approx(8 / 9 * (1 - dice))
+    assert r["dice_lerf"][0] == 1.0
+    s = result.summary()["gradient"]
+    assert s["aopc_dice_morf"] == pytest.approx(r["aopc_dice_morf"])
+    assert s["aopc_dice_morf_low"] <= s["aopc_dice_morf"] <= s["aopc_dice_morf_high"]
+    assert s["dice_curve_morf"] == pytest.approx(r["dice_morf"])

@@ -82,3 +82,42 @@ def test_baselines():
     assert torch.equal(a, b) and a.min() >= -1 and a.max() <= 1
     with pytest.raises(ValueError, match="noise, blur"):
         baseline_images(x, "grey", 4)
+
+
+def test_dice_to_target_hand_cases():
+    from endoxai.explain.perturbation import dice_to_target
+
+    target = torch.zeros(1, 1, 2, 2, dtype=torch.bool)
+    target[..., 0, :] = True  # 2 pixels
+    logits = torch.full((4, 1, 2, 2), -1.0)
+    logits[0, 0, 0, :] = 1.0  # the same 2 pixels: 1
+    logits[1, 0, 1, :] = 1.0  # the other 2: 0
+    logits[2, 0, :, 0] = 1.0  # 2 pixels, 1 shared: 2·1 / (2 + 2)
+    assert dice_to_target(logits, target).tolist() == [1.0, 0.0, 0.5, 0.0]  # 4th: nothing
+    empty = torch.zeros(1, 1, 2, 2, dtype=torch.bool)
+    assert dice_to_target(torch.full((1, 1, 2, 2), -1.0), empty).tolist() == [1.0]
+
+
+def test_perturbation_scores_dice_follows_the_removed_pixels():
+    from endoxai.explain.perturbation import perturbation_scores
+
+    # logit = the red channel: the prediction is where red > 0; black patches (-1) erase it there
+    model = torch.nn.Conv2d(3, 1, 1, bias=False).double().eval()
+    with torch.no_grad():
+        model.weight.zero_()
+        model.weight[0, 0] = 1.0
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(1, 3, 16, 16, generator=gen, dtype=torch.float64) * 2 - 1
+    target = x[:, :1] > 0
+    order = torch.randperm(16, generator=gen)
+    ranks = pixel_ranks(order, 16, 16, 4)
+    counts = [0, 3, 7]
+    out = perturbation_scores(model, x, target, {"a": ranks}, counts,
+                              torch.full_like(x, -1.0), batch_size=2)
+    t = int(target.sum())
+    for k, n in enumerate(counts):
+        kept = target[0, 0] & (ranks >= n)
+        assert out["dice"]["a"][k] == pytest.approx(2 * int(kept.sum()) / (int(kept.sum()) + t))
+        assert out["logit"]["a"][k] == pytest.approx(
+            float(torch.where(kept, x[0, 0], torch.zeros(())).sum() - (target[0, 0] & ~kept).sum()))
+    assert out["dice"]["a"][0] == 1.0 and out["dice"]["a"][-1] < 1.0

@@ -19,6 +19,12 @@ learned", IEEE TNNLS), adapted to segmentation:
   lower LeRF AOPC = what it ranked last really did not matter. A perturbation can also *raise* the
   score (negative AOPC). ``abpc`` (area between the perturbation curves, Schulz et al. 2020) is
   ``AOPC_MoRF - AOPC_LeRF``.
+- **Segmentation-scored curves.** The same perturbed copies are also scored by the Dice of their
+  prediction against the unperturbed one (``perturbation.perturbation_scores``); the Dice AOPC,
+  ``1/(K+1) Σ (1 - d_k)``, is the mean share of the predicted region lost (0..1): high for MoRF,
+  low for LeRF. It does not depend on the logits' scale, so it compares across models.
+- **Spread.** Every AOPC is summarised over images by its mean, standard error and a 95 %
+  percentile-bootstrap interval (``similarity.mean_interval``).
 - **Localisation** (``explain.localisation``) against the ground-truth mask: relevance mass
   accuracy and pointing game; NaN for ``random`` and without a ground truth.
 
@@ -64,13 +70,14 @@ from endoxai.explain.perturbation import (
     patch_grid,
     patch_relevance,
     patch_size_for,
-    perturbation_curves,
+    perturbation_scores,
     perturbation_order,
     perturbation_passes,
     pixel_ranks,
     random_order,
     step_counts,
 )
+from endoxai.explain.similarity import mean_interval
 from endoxai.fileio import json_safe
 
 logger = logging.getLogger(__name__)
@@ -81,6 +88,7 @@ logger = logging.getLogger(__name__)
 _LRP_PASSES = 5
 _GRADIENT_PASSES = 2
 _IG_PASSES_PER_STEP = 1.5
+AOPC_KEYS = ("aopc_morf", "aopc_lerf", "abpc", "aopc_dice_morf", "aopc_dice_lerf")
 _BAR = "{desc}{percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}"
 
 
@@ -120,7 +128,9 @@ class FaithfulnessResult:
 
     ``images``: one dict per evaluated image: ``name``, ``initial_score`` (f_0), ``target_pixels``
     (|T|) and ``methods`` -> method -> ``morf`` / ``lerf`` (raw f_k = Σ logit over the target
-    after step k), ``aopc_morf``, ``aopc_lerf`` (of f_k / |T|, in logit units),
+    after step k), ``aopc_morf``, ``aopc_lerf`` (of f_k / |T|, in logit units), ``dice_morf`` /
+    ``dice_lerf`` (d_k, Dice of the prediction against the target) and ``aopc_dice_morf`` /
+    ``aopc_dice_lerf`` (their AOPC, a share of the predicted region),
     ``abpc``, ``mass_accuracy``, ``pointing_game``, ``seconds`` (time to compute the map).
     ``fractions`` (K+1,): share of the image's patches perturbed at each step.
     """
@@ -135,24 +145,31 @@ class FaithfulnessResult:
         return list(self.settings["methods"])
 
     def summary(self) -> dict[str, dict[str, Any]]:
-        """Method -> ``n_images``, mean and standard error of ``aopc_morf`` / ``aopc_lerf`` /
-        ``abpc``, mean ``mass_accuracy`` and ``pointing_game`` (hit rate) over the images where
-        they are defined (None if nowhere), mean ``seconds``, and the mean normalised curves
-        ``curve_morf`` / ``curve_lerf`` (mean over images of f_k / |T|, the mean logit over the
-        explained pixels)."""
+        """Method -> ``n_images``; for each of ``aopc_morf`` / ``aopc_lerf`` / ``abpc`` /
+        ``aopc_dice_morf`` / ``aopc_dice_lerf`` the mean, its standard error (``_sem``) and a
+        95 % bootstrap interval (``_low``, ``_high``); mean ``mass_accuracy`` and
+        ``pointing_game`` (hit rate) over the images where they are defined (None if nowhere),
+        mean ``seconds``, the mean normalised curves ``curve_morf`` / ``curve_lerf`` (mean over
+        images of f_k / |T|, the mean logit over the explained pixels) and the mean Dice curves
+        ``dice_curve_morf`` / ``dice_curve_lerf``."""
         out: dict[str, dict[str, Any]] = {}
         for method in self.methods:
             rows = [image["methods"][method] for image in self.images]
             entry: dict[str, Any] = {"n_images": len(rows)}
-            for key in ("aopc_morf", "aopc_lerf", "abpc"):
-                mean, sem = _mean_sem([r[key] for r in rows])
+            for key in AOPC_KEYS:
+                values = [r.get(key) for r in rows]
+                mean, sem = _mean_sem(values)
                 entry[key], entry[key + "_sem"] = mean, sem
+                spread = mean_interval(values, seed=self.settings.get("seed", 0))
+                entry[key + "_low"], entry[key + "_high"] = spread["low"], spread["high"]
             for key in ("mass_accuracy", "pointing_game", "seconds"):
                 entry[key] = _mean_sem([r[key] for r in rows])[0]
             for order in ORDERS:
                 curves = [np.asarray(r[order]) / image["target_pixels"]
                           for r, image in zip(rows, self.images)]
                 entry[f"curve_{order}"] = (np.mean(curves, 0).tolist() if curves else [])
+                dice = [r[f"dice_{order}"] for r in rows if f"dice_{order}" in r]
+                entry[f"dice_curve_{order}"] = np.mean(dice, 0).tolist() if dice else []
             out[method] = entry
         return out
 
@@ -272,9 +289,11 @@ def _evaluate_image(model, x, target, mask, name, patch, counts, settings, gen, 
     unique = {key: r for key, r in ranks.items() if not (key[0] == RANDOM and key[1] == "lerf")}
     bar.set_postfix_str(f"{name}: perturbation")
     baseline = baseline_images(x.detach().cpu().float(), settings.baseline, patch, gen)
-    curves = perturbation_curves(model, x, target, {f"{m}|{o}": r for (m, o), r in unique.items()},
-                                 counts, baseline, settings.batch_size, settings.precision,
+    scores = perturbation_scores(model, x, target,
+                                 {f"{m}|{o}": r for (m, o), r in unique.items()}, counts,
+                                 baseline, settings.batch_size, settings.precision,
                                  on_batch=bar.update)
+    curves, dice = scores["logit"], scores["dice"]
     pixels = int(target.sum())
     for method, record in records.items():
         morf = curves[f"{method}|morf"]
@@ -282,6 +301,10 @@ def _evaluate_image(model, x, target, mask, name, patch, counts, settings, gen, 
         record.update(morf=morf.tolist(), lerf=lerf.tolist(), aopc_morf=aopc(morf / pixels),
                       aopc_lerf=aopc(lerf / pixels))
         record["abpc"] = record["aopc_morf"] - record["aopc_lerf"]
+        dice_morf = dice[f"{method}|morf"]
+        dice_lerf = dice_morf if method == RANDOM else dice[f"{method}|lerf"]
+        record.update(dice_morf=dice_morf.tolist(), dice_lerf=dice_lerf.tolist(),
+                      aopc_dice_morf=aopc(dice_morf), aopc_dice_lerf=aopc(dice_lerf))
     return {"name": name, "initial_score": float(curves[next(iter(curves))][0]),
             "target_pixels": pixels, "methods": records}
 

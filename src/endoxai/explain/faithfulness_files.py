@@ -44,7 +44,8 @@ JSON_NAME = "faithfulness.json"
 CSV_NAME = "faithfulness_per_image.csv"
 PLOT_NAME = "faithfulness_curves.png"
 CSV_COLUMNS = ("name", "method", "initial_score", "target_pixels", "aopc_morf", "aopc_lerf",
-               "abpc", "mass_accuracy", "pointing_game", "seconds")
+               "abpc", "aopc_dice_morf", "aopc_dice_lerf", "mass_accuracy", "pointing_game",
+               "seconds")
 
 
 @dataclass
@@ -148,6 +149,7 @@ def format_table(result: FaithfulnessResult) -> str:
     """Plain-text table of the summary: one row per method."""
     summary = result.summary()
     header = (f"{'method':<26} {'AOPC MoRF ↑':>13} {'AOPC LeRF ↓':>13} {'ABPC ↑':>8} "
+              f"{'Dice MoRF ↑ [95% CI]':>21} {'Dice LeRF ↓':>11} "
               f"{'mass acc.':>9} {'pointing':>8} {'s/img':>6}")
     lines = [(f"Region perturbation on {len(result.images)} image(s), patch "
              f"{result.settings['patch']} px, {result.settings['steps']} steps up to "
@@ -156,11 +158,20 @@ def format_table(result: FaithfulnessResult) -> str:
     for method, s in summary.items():
         lines.append(f"{method:<26} {fmt_pm(s['aopc_morf'], s['aopc_morf_sem']):>13} "
                      f"{fmt_pm(s['aopc_lerf'], s['aopc_lerf_sem']):>13} {fmt(s['abpc']):>8} "
+                     f"{_interval(s, 'aopc_dice_morf'):>21} {fmt(s['aopc_dice_lerf']):>11} "
                      f"{fmt(s['mass_accuracy']):>9} {fmt(s['pointing_game']):>8} "
                      f"{fmt(s['seconds'], 1):>6}")
     if result.skipped:
         lines.append(f"skipped {len(result.skipped)} image(s) with an empty prediction")
     return "\n".join(lines)
+
+
+def _interval(summary: dict[str, Any], key: str) -> str:
+    """``mean [low, high]`` of a summarised AOPC (the mean alone for one image)."""
+    if summary.get(key + "_low") is None:
+        return fmt(summary.get(key))
+    low, high = fmt(summary[key + "_low"], 2), fmt(summary[key + "_high"], 2)
+    return f"{fmt(summary[key])} [{low}, {high}]"
 
 
 def write_faithfulness(result: FaithfulnessResult, output_dir: str | Path) -> dict[str, Path]:

@@ -22,6 +22,10 @@
   polyp, and a few noise patches can flip a whole prediction): compare methods under one
   baseline, never numbers across baselines.
 - **AOPC** (area over the perturbation curve): ``AOPC = 1/(K+1) Σ_{k=0}^{K} (f_0 - f_k)``.
+- **Two scores per perturbed copy** (``perturbation_scores``): the explained score ``f_k``
+  (``Σ logit`` over the target) and the *segmentation* score, the Dice of the perturbed
+  prediction (``logit > 0``) against the unperturbed one (the target): ``d_0 = 1``, and a
+  perturbation that erases or moves the predicted region lowers it whatever the logits' scale.
 
 Efficiency: all perturbed copies of one image (every method, both orders, every step) are built
 from a per-pixel rank map and run through the model in batches, without gradients and, on hardware
@@ -136,7 +140,6 @@ def baseline_images(
     raise ValueError(f"unknown baseline {kind!r}; choose from {', '.join(BASELINES)}")
 
 
-@torch.inference_mode()
 def perturbation_curves(
     model: nn.Module,
     image: torch.Tensor,
@@ -148,7 +151,35 @@ def perturbation_curves(
     precision: str = "fp32",
     on_batch: Callable[[int], None] | None = None,
 ) -> dict[str, np.ndarray]:
-    """Explained score after each step of each patch order, for one image.
+    """The explained-score curves of ``perturbation_scores`` (its ``"logit"`` part)."""
+    return perturbation_scores(model, image, target, ranks, counts, baseline, batch_size,
+                               precision, on_batch)["logit"]
+
+
+def dice_to_target(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) logits, bool target broadcastable to them -> (N,) float64 Dice of the
+    prediction ``logit > 0`` against the target (1 where both are empty)."""
+    predicted = logits > 0
+    target = target.expand_as(predicted)
+    both = (predicted & target).flatten(1).sum(1).double()
+    size = (predicted.flatten(1).sum(1) + target.flatten(1).sum(1)).double()
+    return torch.where(size > 0, 2 * both / size.clamp(min=1), torch.ones_like(size))
+
+
+@torch.inference_mode()
+def perturbation_scores(
+    model: nn.Module,
+    image: torch.Tensor,
+    target: torch.Tensor,
+    ranks: dict[str, torch.Tensor],
+    counts: Sequence[int],
+    baseline: torch.Tensor,
+    batch_size: int = 8,
+    precision: str = "fp32",
+    on_batch: Callable[[int], None] | None = None,
+) -> dict[str, dict[str, np.ndarray]]:
+    """Both scores after each step of each patch order, for one image: ``{"logit": curves,
+    "dice": curves}``, curve name -> (K+1,) float64 ``f_k`` and ``d_k`` (module docstring).
 
     ``image`` (1, C, H, W) and ``baseline`` (1, C, H, W) in the model's input space; ``target`` bool
     (1, C_out, H, W); ``ranks``: curve name -> (H, W) pixel ranks (``pixel_ranks``); ``counts`` the
@@ -167,6 +198,7 @@ def perturbation_curves(
     jobs = [(None, 0)] + [(name, k) for name in ranks for k in range(1, len(counts))]
     rank_maps = {name: r.to(device) for name, r in ranks.items()}
     scores: dict[tuple[str | None, int], float] = {}
+    dice: dict[tuple[str | None, int], float] = {}
     for first in range(0, len(jobs), batch_size):
         chunk = jobs[first:first + batch_size]
         batch = torch.cat([
@@ -177,11 +209,13 @@ def perturbation_curves(
             logits = forward(batch).double()
         values = target_score(logits, target.expand(len(chunk), *target.shape[1:]))
         scores.update(zip(chunk, values.tolist()))
+        dice.update(zip(chunk, dice_to_target(logits, target).tolist()))
         if on_batch is not None:
             on_batch(len(chunk))
-    f0 = scores[(None, 0)]
-    return {name: np.array([f0] + [scores[(name, k)] for k in range(1, len(counts))])
-            for name in ranks}
+    return {kind: {name: np.array([values[(None, 0)]]
+                               + [values[(name, k)] for k in range(1, len(counts))])
+                   for name in ranks}
+            for kind, values in (("logit", scores), ("dice", dice))}
 
 
 def perturbation_passes(n_curves: int, counts: Sequence[int]) -> int:
