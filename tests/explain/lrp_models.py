@@ -8,11 +8,13 @@ from torch import nn
 from endoxai.models import Generator
 
 
-def bias_free_generator(seed: int = 0, dtype: torch.dtype = torch.float64) -> Generator:
-    """Table-1 generator, eval mode, every bias, BN shift and running mean 0; BN scales (some
-    negative) and running variances random; conv weights scaled so activations stay O(1)."""
+def bias_free_generator(seed: int = 0, dtype: torch.dtype = torch.float64,
+                        width: int = 64) -> Generator:
+    """Generator of ``width`` (64: Table 1), eval mode, every bias, BN shift and running mean 0;
+    BN scales (some negative) and running variances random; conv weights scaled so activations
+    stay O(1)."""
     torch.manual_seed(seed)
-    g = Generator()
+    g = Generator(width=width)
     with torch.no_grad():
         for m in g.modules():
             if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
@@ -33,10 +35,12 @@ def bias_free_generator(seed: int = 0, dtype: torch.dtype = torch.float64) -> Ge
 
 
 def random_generator(
-    seed: int = 0, dtype: torch.dtype = torch.float64, identity_bn: bool = False
+    seed: int = 0, dtype: torch.dtype = torch.float64, identity_bn: bool = False,
+    width: int = 64,
 ) -> Generator:
-    """Table-1 generator with random weights, biases and BN statistics (or identity BatchNorms)."""
-    g = bias_free_generator(seed, dtype)
+    """Generator of ``width`` (64: Table 1) with random weights, biases and BN statistics (or
+    identity BatchNorms)."""
+    g = bias_free_generator(seed, dtype, width)
     with torch.no_grad():
         for m in g.modules():
             if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)) and m.bias is not None:

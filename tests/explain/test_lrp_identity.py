@@ -13,12 +13,13 @@ from endoxai.explain import explain
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # --import-mode=importlib: find lrp_models
 from lrp_models import bias_free_generator, random_images
 
-pytestmark = pytest.mark.slow  # one float64 explanation of a 256² generator (~5 s)
+# Width 16 (the bundled model's) takes a fraction of a second; Table 1's width 64 about 5 s.
+WIDTHS = [16, pytest.param(64, marks=pytest.mark.slow)]
 
 
-@pytest.fixture(scope="module")
-def setup():
-    g = bias_free_generator(seed=0)
+@pytest.fixture(scope="module", params=WIDTHS, ids=lambda w: f"width{w}")
+def setup(request):
+    g = bias_free_generator(seed=0, width=request.param)
     x = random_images(1, 256, seed=1)
     exp = explain(g, x, target="mask", composite="lrp0", layers=True, layer_inputs=True)
     return g, x, exp

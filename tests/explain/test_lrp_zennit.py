@@ -46,20 +46,23 @@ def images():
     return random_images(1, 256, seed=5)
 
 
-@pytest.mark.slow
-def test_epsilon_gamma_box_matches_zennit_identity_batchnorm(images):
-    g = random_generator(seed=2, identity_bn=True)
+WIDTHS = [16, pytest.param(64, marks=pytest.mark.slow)]  # 16: the bundled model's width
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_epsilon_gamma_box_matches_zennit_identity_batchnorm(images, width):
+    g = random_generator(seed=2, identity_bn=True, width=width)
     ours = explain(g, images, target="mask", composite="epsilon-gamma-box", layers=False).input
     theirs = zennit_relevance(g, images, zennit.composites.EpsilonGammaBox(low=-1.0, high=1.0))
     assert theirs.abs().max() > 0
     assert relative_error(ours, theirs) <= 1e-4
 
 
-@pytest.mark.slow
-def test_epsilon_gamma_box_matches_zennit_with_merged_batchnorm_float32():
+@pytest.mark.parametrize("width", WIDTHS)
+def test_epsilon_gamma_box_matches_zennit_with_merged_batchnorm_float32(width):
     # Non-trivial BatchNorms: Zennit merges them with its canonizer, we fold them. float32 here
     # (half the time of float64) also checks that the fused arithmetic loses no precision.
-    g = random_generator(seed=3, dtype=torch.float32)
+    g = random_generator(seed=3, dtype=torch.float32, width=width)
     x = random_images(1, 256, seed=5, dtype=torch.float32)
     ours = explain(g, x, target="mask", composite="epsilon-gamma-box", layers=False).input
     composite = zennit.composites.EpsilonGammaBox(
@@ -69,10 +72,10 @@ def test_epsilon_gamma_box_matches_zennit_with_merged_batchnorm_float32():
     assert relative_error(ours, theirs) <= 1e-4
 
 
-@pytest.mark.slow
-def test_alpha2_beta1_matches_zennit():
+@pytest.mark.parametrize("width", WIDTHS)
+def test_alpha2_beta1_matches_zennit(width):
     # alpha1-beta0 runs the same code with other constants; the dense references cover both.
-    g = random_generator(seed=4, dtype=torch.float32)
+    g = random_generator(seed=4, dtype=torch.float32, width=width)
     x = random_images(1, 256, seed=6, dtype=torch.float32)
     ours = explain(g, x, target="mask", composite="alpha2-beta1", layers=False).input
     canonizers = [zennit.canonizers.SequentialMergeBatchNorm()]
@@ -122,3 +125,27 @@ def test_paper_gamma_differs_from_zennit_gamma_for_negative_inputs():
         out = modified(xz)
         (theirs,) = torch.autograd.grad(out, xz, grad_outputs=out)
     assert relative_error(ours, theirs) > 1e-3
+
+
+@pytest.mark.parametrize("name", ["Flat", "WSquare"])
+def test_input_free_rules_match_zennit(name):
+    from endoxai.explain import Composite, Epsilon, Flat, WSquare
+
+    torch.manual_seed(1)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, stride=2, padding=1), nn.ReLU(),
+                          nn.ConvTranspose2d(4, 2, 4, stride=2, padding=1)).double()
+    x = torch.rand(1, 3, 8, 8, dtype=torch.float64) * 2 - 1
+    ours_rule = {"Flat": Flat(), "WSquare": WSquare()}[name]
+    ours_c = Composite(first_map=(((nn.Conv2d,), ours_rule),),
+                       layer_map=(((nn.Conv2d, nn.ConvTranspose2d), Epsilon(1e-6)),))
+    target = torch.ones(1, 2, 8, 8, dtype=torch.bool)
+    ours = explain(model, x, target=target, composite=ours_c, layers=False).input
+    theirs_c = zennit.composites.SpecialFirstLayerMapComposite(
+        layer_map=[(nn.ConvTranspose2d, zennit.rules.Epsilon(1e-6))],
+        first_map=[(nn.Conv2d, getattr(zennit.rules, name)(zero_params=["bias"]))])
+    xz = x.clone().requires_grad_(True)
+    with theirs_c.context(copy.deepcopy(model)) as modified:
+        out = modified(xz)
+        (theirs,) = torch.autograd.grad(out, xz, grad_outputs=out)
+    assert theirs.abs().max() > 0
+    assert relative_error(ours, theirs) <= 1e-10

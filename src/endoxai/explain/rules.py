@@ -113,11 +113,12 @@ class AlphaBeta:
 
 @dataclass(frozen=True)
 class WSquare:
-    """w² rule (Montavon et al. 2017), as Zennit's ``WSquare``:
+    """w² rule (Montavon et al. 2017), as Zennit's ``WSquare(zero_params=["bias"])``:
 
     ``R_j = Σ_k w_jk² / stab(Σ_j' w_j'k²) · R_k``
 
-    (the input values and the bias play no part): an input's share depends only on how strongly
+    (the input values and the bias play no part, so relevance is conserved; Zennit's default
+    also adds ``b_k²`` to the denominator): an input's share depends only on how strongly
     it is connected, so the map is smooth over the layer's receptive fields. Meant for the input
     layer, where the input values need no explaining.
     """
