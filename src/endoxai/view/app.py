@@ -88,7 +88,7 @@ class Worker:
 
 class Answers:
     """Relevance answers as the page receives them, and the arrays of the recent ones (for the
-    npz download). Called from the worker thread only."""
+    npz download). ``answer`` runs in the worker thread; ``arrays`` is one dict lookup."""
 
     def __init__(self, viewer: Viewer) -> None:
         self.viewer = viewer
