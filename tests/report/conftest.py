@@ -65,6 +65,23 @@ def _write_faithfulness(folder: Path) -> None:
     write_faithfulness(result, folder)
 
 
+SANITY_METHODS = ("gradient", "gradient-x-input")
+
+
+def _write_sanity(folder: Path) -> None:
+    from endoxai.explain.sanity import SanitySettings, evaluate_sanity
+    from endoxai.explain.sanity_files import write_sanity
+    from endoxai.models import Generator
+
+    torch.manual_seed(0)
+    model = Generator(width=4).eval()  # the checks randomise U-Net blocks: a small U-Net
+    with torch.no_grad():
+        model.up8[0].bias.fill_(0.5)  # a non-empty prediction
+    images = torch.rand(2, 3, 256, 256) * 2 - 1
+    write_sanity(evaluate_sanity(model, images, ["a", "b"],
+                                 SanitySettings(methods=SANITY_METHODS), progress=False), folder)
+
+
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory) -> SimpleNamespace:
     from endoxai.config import Config
@@ -84,8 +101,9 @@ def tiny_run(tmp_path_factory) -> SimpleNamespace:
          "val": VAL}))
     _write_history(run / "history.csv")
     _write_faithfulness(run / "faithfulness")
+    _write_sanity(run / "faithfulness")
     return SimpleNamespace(root=root, data=data, run=run, val=VAL, gallery=GALLERY,
-                           faith_methods=FAITH_METHODS)
+                           faith_methods=FAITH_METHODS, sanity_methods=SANITY_METHODS)
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 
 # (table id, expected number of body rows); must agree with tests/report/conftest.py
 EXPECTED_ROWS = {"table-run": 6, "table-metrics": 4, "table-per-image": 4,
-                 "table-faithfulness": 3}
+                 "table-faithfulness": 3, "table-sanity": 2, "table-skip-flow": 8}
 
 
 @pytest.fixture(scope="session")  # session, like built_report: so a skip comes before the build
@@ -53,7 +53,8 @@ def test_report_opens_cleanly_in_chromium(browser, built_report, tmp_path):
         .filter(img => !img.complete || img.naturalWidth === 0).map(img => img.src)""")
     assert broken == []
     n_images = page.evaluate("document.images.length")
-    assert n_images == 3 * (5 + 16) + 2  # gallery panels and layer maps, two plots
+    # gallery panels and layer maps; plots: curves, faithfulness, sanity, skip flow
+    assert n_images == 3 * (5 + 16) + 4
     rows = page.evaluate("""() => Object.fromEntries(Array.from(document.querySelectorAll(
         'table[id]')).map(t => [t.id, t.tBodies[0].rows.length]))""")
     assert rows == EXPECTED_ROWS

@@ -102,7 +102,33 @@ def test_tables_have_the_expected_rows(built_report, parsed):
     dice = [float(r[2]) for r in per_image]
     assert dice == sorted(dice)  # worst first
     assert [r[0] for r in parsed.rows["table-faithfulness"]] == list(built_report.run.faith_methods)
+    assert [r[0] for r in parsed.rows["table-sanity"]] == list(built_report.run.sanity_methods)
 
+
+@slow
+def test_sanity_and_skip_flow_sections(built_report, parsed):
+    from endoxai.explain.sanity_files import read_sanity
+    from endoxai.report.numbers import compute_numbers
+
+    assert built_report.summary.sanity == built_report.run.run / "faithfulness" / "sanity.json"
+    checks = read_sanity(built_report.summary.sanity)
+    sanity_rows = parsed.rows["table-sanity"]
+    decoder = checks["summary"]["decoder"]["gradient"]["spearman"]
+    assert sanity_rows[0][2].startswith(f"{decoder['mean']:.2f} [{decoder['low']:.2f}, ")
+    # The skip-flow table: one row per encoder level plus the bottleneck; the shares of what
+    # enters the skips, the bottleneck and every decoder block's absorption add up to 100 %.
+    flow_rows = parsed.rows["table-skip-flow"]
+    assert [r[0] for r in flow_rows] == [f"down{k}" for k in range(1, 8)] + ["bottleneck"]
+    assert [r[1] for r in flow_rows] == [f"up{j}" for j in range(8, 0, -1)]
+    total = sum(float(r[2].rstrip(" %")) + float(r[4].rstrip(" %")) for r in flow_rows)
+    assert total == pytest.approx(100, abs=0.1 * len(flow_rows))
+    # the rows show the gallery images' ledgers summed: recomputed here without the page
+    numbers = compute_numbers(built_report.run.run / "best.pt", None,
+                              built_report.run.run / "split.json",
+                              max_images=built_report.run.gallery, batch_size=2, progress=False)
+    shares = numbers.gallery_flow().summed().shares()
+    assert flow_rows[0][2] == f"{100 * float(shares['skip'][0, 0]):.1f} %"
+    assert flow_rows[-1][2] == f"{100 * float(shares['bottleneck'][0]):.1f} %"
 
 @slow
 def test_gallery_is_the_worst_images_with_all_panels(built_report, parsed):

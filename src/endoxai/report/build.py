@@ -10,6 +10,7 @@ from endoxai.data import SPLIT_FILE
 from endoxai.errors import UserError
 from endoxai.explain import COMPOSITES
 from endoxai.explain.faithfulness_files import JSON_NAME
+from endoxai.explain.sanity_files import JSON_NAME as SANITY_JSON
 from endoxai.report.numbers import compute_numbers
 from endoxai.report.pictures import Pictures
 from endoxai.report.render import render_page
@@ -26,6 +27,7 @@ class ReportSummary:
     metrics: dict[str, dict[str, float | int]]
     failures: list[str] = field(default_factory=list)
     faithfulness: Path | None = None
+    sanity: Path | None = None
 
 
 def build_report(
@@ -48,7 +50,8 @@ def build_report(
     ``data``: the dataset (default: the path recorded in ``split.json``). ``max_images``: gallery
     size, the validation images with the lowest Dice first (0: no gallery). ``faithfulness``: a
     folder or ``faithfulness.json`` from ``endoxai evaluate-explanations`` (default:
-    ``run_dir/faithfulness`` if it exists). ``composite``: LRP rules of the gallery heatmaps.
+    ``run_dir/faithfulness`` if it exists); the sanity checks' ``sanity.json`` is read from the
+    same folder when it is there. ``composite``: LRP rules of the gallery heatmaps.
     ``progress``: tqdm bars (None: only on a terminal). ``precision``: of the validation
     predictions, as for ``endoxai predict`` (so the report's metrics equal predict + evaluate).
     UserError for a missing run file, dataset or faithfulness file, an unknown composite or a bad
@@ -72,13 +75,14 @@ def build_report(
     if composite not in COMPOSITES:
         raise UserError(f"unknown composite {composite!r}; choose from {', '.join(COMPOSITES)}")
     faith_file = faithfulness_file(run_dir, faithfulness)
+    sanity = sanity_file(run_dir, faith_file)
     pictures = Pictures(Path(output_dir))
     pictures.make_folder()  # before the long computation: an unwritable output fails at once
     numbers = compute_numbers(Path(checkpoint), data, split_file, run_dir, max_images, faith_file,
-                              composite, batch_size, progress, precision)
+                              composite, batch_size, progress, precision, sanity)
     path = render_page(numbers, pictures)
     return ReportSummary(path, len(numbers.stems), len(numbers.gallery), numbers.metrics,
-                         numbers.failures, faith_file)
+                         numbers.failures, faith_file, sanity)
 
 
 def faithfulness_file(run_dir: Path | None, given: str | Path | None) -> Path | None:
@@ -94,3 +98,12 @@ def faithfulness_file(run_dir: Path | None, given: str | Path | None) -> Path | 
         return None
     default = run_dir / "faithfulness" / JSON_NAME
     return default if default.is_file() else None
+
+
+def sanity_file(run_dir: Path | None, faith_file: Path | None) -> Path | None:
+    """The sanity.json to show: beside the faithfulness file if there is one there, else
+    ``run_dir/faithfulness/sanity.json`` when it exists, else None."""
+    folders = [faith_file.parent] if faith_file is not None else []
+    if run_dir is not None:
+        folders.append(run_dir / "faithfulness")
+    return next((f / SANITY_JSON for f in folders if (f / SANITY_JSON).is_file()), None)

@@ -9,10 +9,11 @@ What the report computes itself (nothing is taken from files other tools may hav
   scores, their mean, and the pooled scores; so they equal ``endoxai predict`` followed by
   ``endoxai evaluate`` on the same images;
 - LRP (``endoxai.explain.explain``, target = the predicted mask, start = logits) of the gallery
-  images (the lowest Dice first), at model resolution, with the relevance at every block.
+  images (the lowest Dice first), at model resolution, with the relevance at every block and the
+  skip-flow ledger of each (``endoxai.explain.flow``).
 
-Faithfulness results and the training history are read from the files ``endoxai
-evaluate-explanations`` and ``endoxai train`` wrote.
+Faithfulness and sanity-check results and the training history are read from the files
+``endoxai evaluate-explanations`` (with ``--sanity``) and ``endoxai train`` wrote.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ from endoxai.data.run_split import validation_set
 from endoxai.errors import UserError
 from endoxai.explain import explain
 from endoxai.explain.faithfulness_files import read_faithfulness
+from endoxai.explain.flow import SkipFlow
+from endoxai.explain.sanity_files import read_sanity
 from endoxai.metrics import Counts, confusion_counts, medai_scores, summarize
 from endoxai.predict import logits_to_mask, predict_logits_batched
 from endoxai.report.history import read_history
@@ -45,7 +48,8 @@ from endoxai.train.logbook import HISTORY_FILE
 class GalleryEntry:
     """One gallery image at model resolution: ``image`` (H, W, 3) uint8, ``truth`` and ``pred``
     (H, W) bool, ``relevance`` (H, W) input relevance summed over the colour channels, ``layers``
-    block name -> ((C, h, w) of the block's output, (h, w) relevance summed over its channels)."""
+    block name -> ((C, h, w) of the block's output, (h, w) relevance summed over its channels),
+    ``flow`` the image's skip-flow ledger (None for a model that is not a U-Net)."""
 
     rank: int  # 1 = lowest Dice
     index: int  # position in ReportNumbers.stems
@@ -55,6 +59,7 @@ class GalleryEntry:
     pred: np.ndarray
     relevance: np.ndarray
     layers: dict[str, tuple[tuple[int, int, int], np.ndarray]] = field(default_factory=dict)
+    flow: SkipFlow | None = None
 
 
 @dataclass
@@ -80,6 +85,13 @@ class ReportNumbers:
     history: list[dict[str, float]]  # history.csv rows; [] without a run folder
     faithfulness: dict[str, Any] | None = None  # faithfulness.json
     faithfulness_path: Path | None = None
+    sanity: dict[str, Any] | None = None  # sanity.json
+    sanity_path: Path | None = None
+
+    def gallery_flow(self) -> SkipFlow | None:
+        """The skip-flow ledgers of the gallery images as one batch (None without any)."""
+        flows = [entry.flow for entry in self.gallery if entry.flow is not None]
+        return SkipFlow.concat(flows) if flows else None
 
 
 def compute_numbers(
@@ -93,11 +105,13 @@ def compute_numbers(
     batch_size: int = 4,
     progress: bool | None = None,
     precision: str = "auto",
+    sanity_path: Path | None = None,
 ) -> ReportNumbers:
     """Predict, score and explain (module docstring) the validation images of ``split_file``
     (or of ``data``'s validation list) with the generator in ``checkpoint``; read the run's
-    history and ``faithfulness_path``. UserError when nothing can be read."""
+    history, ``faithfulness_path`` and ``sanity_path``. UserError when nothing can be read."""
     faith = read_faithfulness(faithfulness_path) if faithfulness_path is not None else None
+    sanity = read_sanity(sanity_path) if sanity_path is not None else None
     model, config = load_generator(checkpoint)
     index, ids = validation_set(data, split_file)
     arrays = load_arrays(index, ids, config.data.image_size, progress=progress is not False)
@@ -117,6 +131,7 @@ def compute_numbers(
         pred_share=(logits > 0).flatten(1).float().mean(1).numpy(), gallery=gallery,
         history=read_history(run_dir / HISTORY_FILE) if run_dir is not None else [],
         faithfulness=faith, faithfulness_path=faithfulness_path,
+        sanity=sanity, sanity_path=sanity_path,
     )
 
 
@@ -138,7 +153,11 @@ def _gallery(model: torch.nn.Module, arrays: Arrays, logits: torch.Tensor, indic
         for first in range(0, len(indices), batch_size):
             batch = indices[first:first + batch_size]
             exp = explain(model, to_model_input(arrays.images[batch]), target="mask",
-                          composite=composite, layers=True, start="logit")
+                          composite=composite, layers=True, start="logit", layer_inputs=True)
+            try:
+                flow = exp.flow
+            except ValueError:  # not a U-Net: no skip flow to show
+                flow = None
             for j, i in enumerate(batch):
                 layers = {name: (tuple(r.shape[1:]), r[j].sum(0).detach().float().cpu().numpy())
                           for name, r in exp.layers.items()}
@@ -148,6 +167,6 @@ def _gallery(model: torch.nn.Module, arrays: Arrays, logits: torch.Tensor, indic
                     truth=arrays.masks[i, 0].numpy().astype(bool),
                     pred=(logits[i, 0] > 0).numpy(),
                     relevance=exp.input[j].sum(0).detach().float().cpu().numpy(),
-                    layers=layers))
+                    layers=layers, flow=None if flow is None else flow.image(j)))
                 bar.update()
     return entries

@@ -32,6 +32,8 @@ from endoxai.report.page import (
 from endoxai.report.pictures import Pictures
 from endoxai.viz import error_overlay, heatmap_rgb, overlay_heatmap, overlay_mask
 from endoxai.viz.faithfulness import faithfulness_figure
+from endoxai.viz.flow import flow_figure
+from endoxai.viz.sanity import sanity_figure
 from endoxai.viz.overlays import FN_COLOUR, FP_COLOUR, TP_COLOUR
 
 # Table 2 of Ahmed & Ali (2021): their results on the MedAI 2021 challenge *test* set.
@@ -216,6 +218,7 @@ def faithfulness(numbers: ReportNumbers, pictures: Pictures) -> str:
         rows.append([esc(method), str(s.get("n_images", "")),
                      fmt_pm(s.get("aopc_morf"), s.get("aopc_morf_sem")),
                      fmt_pm(s.get("aopc_lerf"), s.get("aopc_lerf_sem")), fmt(s.get("abpc")),
+                     _interval(s, "aopc_dice_morf"), _interval(s, "aopc_dice_lerf"),
                      fmt(s.get("mass_accuracy")), fmt(s.get("pointing_game")),
                      fmt(s.get("seconds"), 1)])
     n = len(faith.get("images", []))
@@ -228,17 +231,101 @@ def faithfulness(numbers: ReportNumbers, pictures: Pictures) -> str:
             "(Σ logit over the originally predicted mask) is tracked; curves show it as the mean "
             "logit over those pixels. AOPC = its mean drop over the steps, in logits: higher for "
             "MoRF (most relevant first) and lower for LeRF (least relevant first) is better, "
-            "negative = the perturbation raised the score; ABPC = AOPC MoRF − AOPC LeRF. Mass "
+            "negative = the perturbation raised the score; ABPC = AOPC MoRF − AOPC LeRF. Dice "
+            "AOPC: the same perturbations scored by the Dice of the perturbed prediction against "
+            "the unperturbed one, i.e. the mean share of the predicted region lost (with its 95 % "
+            "bootstrap interval over the images). Mass "
             "accuracy: share of the positive relevance inside the ground truth; pointing game: is "
             f"the most relevant pixel inside it. {esc(described)}; from "
             f"<code>{esc(path)}</code>.</p>"
             + table(["method", "images", "AOPC MoRF ↑", "AOPC LeRF ↓", "ABPC ↑",
-                     "mass accuracy ↑", "pointing game ↑", "seconds / image"], rows,
+                     "Dice AOPC MoRF ↑", "Dice AOPC LeRF ↓", "mass accuracy ↑",
+                     "pointing game ↑", "seconds / image"], rows,
                     table_id="table-faithfulness")
             + "<figure>" + image(src, "mean MoRF and LeRF perturbation curves per method", "plot")
             + "</figure>")
 
 
+def _interval(summary: dict, key: str) -> str:
+    """``mean [low, high]`` of a summarised score, the mean alone without an interval."""
+    if summary.get(key + "_low") is None:
+        return fmt(summary.get(key))
+    low, high = fmt(summary[key + "_low"], 2), fmt(summary[key + "_high"], 2)
+    return f"{fmt(summary[key])} [{low}, {high}]"
+
+
+def skip_flow(numbers: ReportNumbers, pictures: Pictures) -> str:
+    head = "<h2 id=\"skip-flow\">Where the relevance crosses the U-Net</h2>"
+    flow = numbers.gallery_flow()
+    if flow is None:
+        return head + "<p class=\"note\">No gallery images, or a model without U-Net skips.</p>"
+    summed = flow.summed()
+    shares = {key: value[0] for key, value in summed.shares().items()}
+    depth = summed.depth
+    rows = []
+    for k in range(1, depth):
+        rows.append([f"down{k}", f"up{depth + 1 - k}", _percent(shares["skip"][k - 1]),
+                     _percent(shares["deeper"][k - 1]),
+                     _percent(shares["absorbed_decoder"][depth - k])])
+    rows.append(["bottleneck", "up1", _percent(shares["bottleneck"]), "",
+                 _percent(shares["absorbed_decoder"][0])])
+    src = pictures.figure("skip_flow", flow_figure(flow))
+    return (head + "<p class=\"note\">LRP splits the relevance arriving at each decoder "
+            "concatenation exactly between the skip from the mirrored encoder block and the "
+            "upsampled path from deeper in the decoder. Shares of the output relevance, summed "
+            f"over the {len(numbers.gallery)} gallery images (composite "
+            f"{esc(numbers.composite)}): what enters each encoder level through its skip, what "
+            "continues deeper, and what the decoder block reading it absorbed (bias, "
+            f"stabiliser). The input keeps {_percent(shares['input'])} of the output's relevance "
+            f"(the encoder absorbed {_percent(shares['absorbed_encoder'].sum())}).</p>"
+            + table(["encoder level", "read by", "enters through the skip",
+                     "continues deeper", "absorbed by the reader"], rows,
+                    table_id="table-skip-flow", text_columns=(0, 1))
+            + "<figure>" + image(src, "skip flow: share of relevance through each skip", "plot")
+            + "</figure>")
+
+
+def _spread(stats: dict) -> str:
+    """``mean [low, high]`` of a ``mean_interval`` record."""
+    if stats.get("low") is None:
+        return fmt(stats.get("mean"), 2)
+    return f"{fmt(stats['mean'], 2)} [{fmt(stats['low'], 2)}, {fmt(stats['high'], 2)}]"
+
+
+def _percent(share) -> str:
+    value = float(share)
+    return "—" if math.isnan(value) else f"{100 * value:.1f} %"
+
+
+def sanity(numbers: ReportNumbers, pictures: Pictures) -> str:
+    head = "<h2 id=\"sanity\">Do the explanations depend on the weights?</h2>"
+    checks, path = numbers.sanity, numbers.sanity_path
+    if checks is None:
+        return head + ("<p class=\"note\">No sanity-check results: run <code>endoxai "
+                       "evaluate-explanations --run RUN --sanity</code> (writes "
+                       "RUN/faithfulness/sanity.json, which this report picks up).</p>")
+    summary, stages = checks["summary"], checks["stages"]
+    columns = [s["name"] for s in stages if s["kind"] == "independent"]
+    cascade = [s["name"] for s in stages if s["kind"] == "cascade"]
+    columns += cascade[-1:]
+    labels = [f"{c} only" if c not in cascade else f"all blocks (to {c})" for c in columns]
+    methods = list(next(iter(summary.values()))) if summary else []
+    rows = [[esc(m)] + [_spread(summary[c][m]["spearman"]) for c in columns] for m in methods]
+    src = pictures.figure("sanity", sanity_figure(summary, stages))
+    return (head + "<p class=\"note\">Randomisation sanity checks (Adebayo et al. 2018): the "
+            "generator's blocks are randomised from the output inward (up8, then up7, ... down1) "
+            "and the encoder, decoder and skip-reading weights on their own, and each method's "
+            "map is compared with the trained model's: Spearman rank correlation of |R| (table; "
+            "mean and 95 % bootstrap interval over "
+            f"{len(checks.get('names', []))} image(s)) and SSIM (figure). 1 = unchanged; a map "
+            "that stays near 1 did not depend on the randomised weights. From "
+            f"<code>{esc(path)}</code>.</p>"
+            + table(["method", *(f"ρ, {label}" for label in labels)], rows,
+                    table_id="table-sanity")
+            + "<figure>" + image(src, "similarity to the trained model's maps vs randomised "
+                                 "depth", "plot") + "</figure>")
+
+
 Section = Callable[[ReportNumbers, Pictures], str]
 SECTIONS: tuple[Section, ...] = (header, metrics, training_curves, gallery, per_image,
-                                 faithfulness)
+                                 faithfulness, sanity, skip_flow)
