@@ -191,3 +191,24 @@ def test_lrp0_drops_zero_outputs_without_nan():
     )
     assert torch.isfinite(exp.input).all()
     assert exp.input[..., 1:, 1:].abs().sum() == 0  # inputs that are 0 get no relevance
+
+
+def test_generalized_gamma_drops_zero_outputs_without_nan():
+    # An output whose pre-activation is exactly 0 (no bias, only zero inputs in its window, or a
+    # trained model's rare exact cancellation) has no sign: the rule drops its relevance. It must
+    # not turn into 0/0 = NaN, which would spread to every input beneath it.
+    conv = nn.Conv2d(1, 2, 3, padding=1, bias=False).double()
+    x = torch.zeros(1, 1, 6, 6, dtype=torch.float64)
+    x[..., 0, 0] = 1.0  # outputs away from the corner see only zeros: z = 0 there
+    composite = Composite(layer_map=(((nn.Conv2d,), GeneralizedGamma(0.25)),))
+    exp = explain(nn.Sequential(conv), x, target=torch.ones(1, 2, 6, 6, dtype=torch.bool),
+                  composite=composite, layers=False, start="ones")
+    assert torch.isfinite(exp.input).all()
+    with torch.no_grad():
+        z = conv(x)
+    assert (z == 0).any() and (z != 0).any()
+    # what the corner receives: the dense reference restricted to the outputs that have a sign
+    w, b = _dense(nn.Sequential(conv), (1, 6, 6))
+    r = (z != 0).double().flatten()
+    expected = reference(GeneralizedGamma(0.25), x.flatten(), w, b, r)
+    torch.testing.assert_close(exp.input.flatten(), expected, rtol=1e-9, atol=1e-12)

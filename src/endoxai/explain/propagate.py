@@ -258,6 +258,9 @@ def _terms_generalized_gamma(
     t = op.forward(x_abs, op.abs_weight(), offset)  # A + |b| + 2ε/γ = t / (γ/2)
     sign = torch.sign(z)
     den = torch.addcmul(z, sign, t, value=g / 2 / kappa, out=t)  # stab(den) / κ
+    # |den| >= |z| > 0 except where z = 0 exactly (it happens in trained models, about once per
+    # 10^5 outputs): there den = 0 too, and 0/0 would carry NaN into every input below.
+    den.masked_fill_(sign == 0, 1.0)
     inverse = torch.div(sign, den, out=den)  # κ / |stab(den)| where z ≠ 0, else 0
     masked = sign.mul_(inverse)  # κ [z ≠ 0] / stab(den)
     # R_j = Σ_k (c_jk + γ c_jk^±) / stab(den_k) R_k
