@@ -71,8 +71,7 @@ def run(args: argparse.Namespace) -> str:
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     load_after = load_average()
     facts = machine()
-    models = 1 + len({(s["name"] if s["kind"] == "cascade" or s["name"] != "decoder" else "up1")
-                      for s in result.stages})
+    models = 1 + len({sanity.Stage(**s).key for s in result.stages})  # trained + randomised
     n = len(result.names)
     size = "×".join(str(s) for s in result.settings["image_size"])
     rows = [[method, f"{seconds:.1f}", f"{100 * seconds / wall:.0f} %",

@@ -32,7 +32,7 @@ from __future__ import annotations
 import copy
 import logging
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -111,6 +111,11 @@ class Stage:
     blocks: tuple[str, ...]
     skips_only: bool = False
 
+    @property
+    def key(self) -> tuple[str, ...]:
+        """What the stage redraws: two stages with one key are one randomised model."""
+        return tuple(sorted(self.blocks)) + (("skips",) if self.skips_only else ())
+
 
 def unet_blocks(model: nn.Module) -> int:
     """D for a model whose children are ``down1..downD, up1..upD`` (ValueError otherwise)."""
@@ -159,7 +164,7 @@ def randomise(model: nn.Module, stage: Stage, seed: int = 0) -> nn.Module:
             for j in range(2, depth + 1):
                 conv = _first_linear(twin.get_submodule(f"up{j}"))
                 upsampled = _first_linear(twin.get_submodule(f"up{j - 1}"))
-                c = _out_channels(upsampled)
+                c = upsampled.out_channels
                 # ConvTranspose2d weights are (C_in, C_out, k, k): input channels c.. are the skip
                 conv.weight[c:] = _redraw(conv.weight[c:], seed, f"up{j}.skip")
     return twin
@@ -170,16 +175,6 @@ def _first_linear(block: nn.Module) -> nn.Module:
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
             return m
     raise ValueError(f"block {block!r} has no convolution")
-
-
-def _out_channels(conv: nn.Module) -> int:
-    return conv.out_channels
-
-
-def models(model: nn.Module, settings: SanitySettings) -> Iterator[tuple[Stage, nn.Module]]:
-    """Each stage of ``settings`` with its randomised copy of ``model``, built one at a time."""
-    for stage in stages(unet_blocks(model), settings):
-        yield stage, randomise(model, stage, settings.seed)
 
 
 @dataclass
@@ -268,7 +263,7 @@ def evaluate_sanity(
         return result
     images, target = images[keep], target[keep]
     methods = list(settings.methods)
-    total = len(methods) * len(keep) * (1 + len(plan) - _shared(plan))
+    total = len(methods) * len(keep) * (1 + len({stage.key for stage in plan}))
     with tqdm(total=total, unit="map", desc="sanity", disable=None if progress is None
               else not progress) as bar:
         bar.set_postfix_str(ORIGINAL)
@@ -279,7 +274,7 @@ def evaluate_sanity(
         scaled = {m: normalise_abs(reference[m]) for m in methods}
         computed: dict[tuple[str, ...], dict[str, dict[str, list[float]]]] = {}
         for stage in plan:
-            key = stage.blocks + (("skips",) if stage.skips_only else ())
+            key = stage.key
             if key not in computed:  # the decoder alone is the cascade's up1 stage
                 bar.set_postfix_str(stage.name)
                 twin = randomise(model, stage, settings.seed)
@@ -293,9 +288,3 @@ def evaluate_sanity(
                     for m in methods}
             result.similarity[stage.name] = computed[key]
     return result
-
-
-def _shared(plan: list[Stage]) -> int:
-    keys = [s.blocks + (("skips",) if s.skips_only else ()) for s in plan]
-    return len(keys) - len(set(keys))
-
