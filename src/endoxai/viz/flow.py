@@ -97,14 +97,15 @@ def _draw_u(ax, shares: dict[str, np.ndarray], depth: int) -> None:
 
 
 def _draw_bars(ax, shares: dict[str, np.ndarray], depth: int) -> None:
-    labels = [f"skip to down{k}" for k in range(1, depth)] + ["bottleneck"]
+    labels = [f"skip to down{k} (up{depth + 1 - k})" for k in range(1, depth)] \
+        + ["bottleneck (up1)"]
     values = np.append(shares["skip"], shares["bottleneck"])
     absorbed = shares["absorbed_decoder"][::-1]  # up_D (reads level 1) ... up1 (bottleneck)
     y = np.arange(len(labels))
     ax.barh(y - 0.2, 100 * values, height=0.4, color=[_colour(v) for v in values],
             label="enters through the skip")
     ax.barh(y + 0.2, 100 * absorbed, height=0.4, color="#7f7f7f",
-            label="absorbed by the decoder block above")
+            label="absorbed by the decoder block that reads it (in brackets)")
     ax.set_yticks(y, labels, fontsize=9)
     ax.invert_yaxis()
     ax.axvline(0, color="black", lw=0.8)
