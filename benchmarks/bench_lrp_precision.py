@@ -158,6 +158,7 @@ def run(args: argparse.Namespace) -> str:
         "- faster and safe: bf16 only if it has no non-finite image, its maps correlate > 0.99 "
         "with fp32's, and it takes less time",
         "",
+        "",
     ]
     body = table(["model", "input", "composite", "fp32 s", "bf16 s", "bf16 ÷ fp32",
                   "non-finite in bf16", "min corr", "max Δ kept", "faster and safe"], rows)

@@ -78,3 +78,15 @@ def test_prefetch_reraises_in_order_and_stops_early():
     assert next(it) == 0
     it.close()  # early stop: the producer thread must end, not block on the full buffer
     assert not any(t.name == "endoxai-prefetch" and t.is_alive() for t in threading.enumerate())
+
+
+def test_lrp_auto_precision_is_fp32(monkeypatch):
+    # measured (benchmarks/bench_lrp_precision.py): bf16 LRP was slower than fp32 on a CPU
+    # with AMX and AVX512-BF16, so auto keeps LRP in fp32 even there; explicit choices stay
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: True)
+    assert runtime.resolve_lrp_precision("auto", cpu) == "fp32"
+    assert runtime.resolve_lrp_precision("bf16", cpu) == "bf16"
+    assert runtime.resolve_lrp_precision("fp32", cpu) == "fp32"
+    with pytest.raises(UserError, match="fp16 autocast is for CUDA"):
+        runtime.resolve_lrp_precision("fp16", cpu)

@@ -59,6 +59,20 @@ def resolve_precision(precision: str, device: torch.device, inference: bool = Fa
     return "bf16" if cpu_has_native_bf16() else "fp32"
 
 
+def resolve_lrp_precision(precision: str, device: torch.device) -> str:
+    """The precision of an LRP pass: ``auto`` -> ``fp32``; bf16 / fp16 as asked
+    (``resolve_precision``'s rules: fp16 on CUDA only).
+
+    ``auto`` would pick bf16 only where it was measured both faster and safe, and it was not:
+    on a 2-core Intel Xeon with AMX and AVX512-BF16 a bf16 pass took 1.3-1.5x as long as fp32 at
+    256² (width 16 and width 64; benchmarks/bench_lrp_precision.py, docs/results.md), and on a
+    CPU without native bf16 the emulated pass gave NaN maps. GPUs are unmeasured.
+    """
+    if precision == "auto":
+        return "fp32"
+    return resolve_precision(precision, device, inference=True)
+
+
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}  # fp32: no autocast
 
 

@@ -12,13 +12,14 @@ from endoxai.explain.files import TARGET_HELP, conservation_table, explain_files
 DESCRIPTION = """\
 Explain the generator's segmentation of each image with layer-wise relevance propagation.
 For every image, OUTPUT gets <stem>_explanation.png (image | input relevance | predicted mask,
-and for a pixel or small box target its surroundings enlarged), <stem>_layers.png (relevance at every block), <stem>_flow.png (how much relevance entered each
-encoder level through its U-Net skip, and how much reached the bottleneck) and <stem>.npz (all
-arrays). Images are resized to the checkpoint's image size; maps and coordinates are at that
-resolution. Red = positive relevance, blue = negative, white = 0, each map on a symmetric scale
-±max|R|. Printed at the end, summed over all images: where the relevance went (the output's
-total, what each block absorbed and why: its rule's bias, batch-norm shift or ε; what the input
-kept; these rows add up to the output) and the skip-flow ledger.
+and for a pixel or small box target its surroundings enlarged), <stem>_layers.png (relevance at
+every block), <stem>_flow.png (how much relevance entered each encoder level through its U-Net
+skip, and how much reached the bottleneck) and <stem>.npz (all arrays). Images are resized to
+the checkpoint's image size; maps and coordinates are at that resolution. Red = positive
+relevance, blue = negative, white = 0, each map on a symmetric scale ±max|R|. Printed at the end,
+summed over all images: where the relevance went (the output's total, what each block absorbed
+and why: its rule's bias, batch-norm shift or ε; what the input kept; these rows add up to the
+output) and the skip-flow ledger.
 Exit code 1 if some images could not be read (each is named on stderr; the rest are written).
 """
 
@@ -48,10 +49,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=1, metavar="N",
                    help="images explained together (memory grows with N; default: %(default)s)")
     p.add_argument("--precision", default="auto", choices=PRECISIONS,
-                   help="of the LRP pass. auto (default): bf16 autocast on CPUs with native bf16 "
-                        "for composites whose rules tolerate it (epsilon-gamma-box, alpha-beta; "
-                        "1.6x faster at 512², maps correlate > 0.99 with fp32), else fp32. fp32 "
-                        "conserves relevance to rounding error")
+                   help="of the LRP pass. auto (default): fp32, which conserves relevance to "
+                        "rounding; bf16 (autocast) was slower than fp32 at 256² on a 2-core Xeon "
+                        "with AMX, faster at 512² on a 2-core Zen 4 (docs/results.md). An image "
+                        "whose bf16 relevance is not finite is redone in fp32, with a warning")
     p.set_defaults(func=run)
 
 

@@ -29,9 +29,9 @@ class Composite:
     ``layer_map`` covers the layers neither of them matched.
 
     ``low_precision``: the rules' denominators stay away from zero (z⁺ / z⁻ taken apart, or a box
-    bound), so bf16 rounding changes relevance only slightly; ``precision="auto"`` uses bf16 only
-    for such composites. LRP-0 and the plain γ rule divide by sums that can pass through zero,
-    where rounding is amplified without bound: they stay in fp32 under ``auto``.
+    bound), so bf16 rounding changes relevance only slightly. LRP-0 and the plain γ rule divide by
+    sums that can pass through zero, where rounding is amplified without bound: run them in fp32
+    (``precision="auto"`` is fp32 for every composite, ``runtime.resolve_lrp_precision``).
     """
 
     layer_map: LayerMap

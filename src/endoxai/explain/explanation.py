@@ -14,7 +14,7 @@ from endoxai.explain.canonize import prepare
 from endoxai.explain.composites import Composite, get_composite
 from endoxai.explain.flow import SkipFlow, skip_flow
 from endoxai.explain.targets import Target, start_relevance, target_mask
-from endoxai.runtime import autocast, resolve_precision
+from endoxai.runtime import autocast, resolve_lrp_precision
 
 logger = logging.getLogger(__name__)
 
@@ -81,11 +81,12 @@ class Explainer:
 
     ``precision``: ``fp32`` (default: relevance is conserved to rounding, the tested guarantee),
     ``bf16`` / ``fp16`` (the modified forward and its backward run under autocast: 1.6x faster
-    for epsilon-gamma-box at 512² on a CPU with native bf16, docs/results.md; the tests require
-    its maps to correlate > 0.99 with fp32 and the input total to stay within 2 % of the output
-    relevance) or ``auto`` (bf16 where the hardware has
-    it natively and the composite is ``low_precision``-safe, else fp32). Results are always
-    returned in float32.
+    for epsilon-gamma-box at 512² on a 2-core Zen 4, but slower than fp32 at 256² on a 2-core
+    Xeon with AMX, docs/results.md; the tests require its maps to correlate > 0.99 with fp32 and
+    the input total to stay within 2 % of the output relevance; composites without
+    ``low_precision`` amplify its rounding) or ``auto`` (fp32 wherever bf16 was not measured
+    both faster and safe: ``runtime.resolve_lrp_precision``). Results are always returned in
+    float32.
     """
 
     def __init__(self, model: nn.Module, composite: str | Composite = "epsilon-gamma-box",
@@ -98,10 +99,7 @@ class Explainer:
         reference = next(model.parameters(), None)
         self._dtype = None if reference is None else reference.dtype
         self._device = None if reference is None else reference.device
-        if precision == "auto" and not self.composite.low_precision:
-            precision = "fp32"  # its denominators can pass through zero: see Composite
-        self.precision = resolve_precision(precision, self._device or torch.device("cpu"),
-                                           inference=True)
+        self.precision = resolve_lrp_precision(precision, self._device or torch.device("cpu"))
 
     def __call__(
         self,
