@@ -97,8 +97,8 @@ def format_conservation(flow: SkipFlow, absorbed_by: Mapping[str, str] | None = 
     relative = abs(residual) / abs(total) if total else 0.0
     verdict = ("rounding" if relative <= RESIDUAL_WARNING else
                "MORE THAN ROUNDING: relevance was lost outside the rules (a bug; please report)")
-    lines.append(f"output − absorbed − kept = {residual:.2g} ({verdict}). Negative absorption: "
-                 "the block's biases and shifts added relevance")
+    lines.append(f"output − absorbed − kept = {residual:.2g} ({verdict}). A negative share: "
+                 "that block's biases and shifts added relevance instead of absorbing it")
     return "\n".join(lines)
 
 
