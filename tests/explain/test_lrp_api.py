@@ -178,7 +178,8 @@ def test_bad_start_raises():
 
 
 def test_registry():
-    assert set(COMPOSITES) == {"lrp0", "paper", "epsilon-gamma-box", "alpha2-beta1", "alpha1-beta0"}
+    assert set(COMPOSITES) == {"lrp0", "paper", "epsilon-gamma-box", "zplus-epsilon-box",
+                               "alpha2-beta1", "alpha1-beta0"}
     with pytest.raises(KeyError, match="epsilon-gamma-box"):
         get_composite("gamma")
     with pytest.raises(KeyError, match="lrp0"):
@@ -196,6 +197,21 @@ def test_first_layer_rule_goes_to_the_first_convolution_only():
     assert isinstance(rules.pop("down1.0"), ZBox)
     assert len(rules) == 15 and all(isinstance(r, GeneralizedGamma) for r in rules.values())
     assert not any(isinstance(m, nn.BatchNorm2d) for m in shadow.modules())  # all folded
+
+
+def test_default_composite_rules_on_the_generator():
+    from endoxai.explain import DEFAULT_COMPOSITE
+    from endoxai.explain.canonize import prepare
+    from endoxai.explain.propagate import RuleLayer
+    from endoxai.explain.rules import AlphaBeta, ZBox
+
+    assert DEFAULT_COMPOSITE == "zplus-epsilon-box" and DEFAULT_COMPOSITE in COMPOSITES
+    shadow = prepare(Generator(width=4), get_composite(DEFAULT_COMPOSITE))
+    rules = {n: m.rule for n, m in shadow.named_modules() if isinstance(m, RuleLayer)}
+    first = rules.pop("down1.0")
+    assert isinstance(first, ZBox) and (first.low, first.high) == (-1.0, 1.0)
+    assert all(rules[f"down{i}.0"] == Epsilon(0.1) for i in range(2, 9))
+    assert all(rules[f"up{j}.0"] == AlphaBeta(1.0, 0.0) for j in range(1, 9))
 
 
 def test_name_map_gives_rules_by_layer_name_after_the_first_layer_rule():

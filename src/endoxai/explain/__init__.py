@@ -2,10 +2,17 @@
 
 ``explain(model, images, target=..., composite=...)`` returns an ``Explanation`` with the
 relevance of the inputs and of every block; ``COMPOSITES`` holds the named rule sets (``lrp0``,
-``paper``, ``epsilon-gamma-box``, ``alpha2-beta1``, ``alpha1-beta0``).
+``paper``, ``epsilon-gamma-box``, ``zplus-epsilon-box`` (``DEFAULT_COMPOSITE``), ``alpha2-beta1``,
+``alpha1-beta0``).
 """
 
-from endoxai.explain.composites import COMPOSITES, Composite, get_composite, register_composite
+from endoxai.explain.composites import (
+    COMPOSITES,
+    DEFAULT_COMPOSITE,
+    Composite,
+    get_composite,
+    register_composite,
+)
 from endoxai.explain.explanation import Explainer, Explanation, explain
 from endoxai.explain.propagate import UnsupportedLayerError
 from endoxai.explain.rules import (
@@ -22,6 +29,7 @@ from endoxai.explain.targets import STARTS
 
 __all__ = [
     "COMPOSITES",
+    "DEFAULT_COMPOSITE",
     "STARTS",
     "AlphaBeta",
     "Composite",

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from endoxai.explain.canonize import prepare
-from endoxai.explain.composites import Composite, get_composite
+from endoxai.explain.composites import DEFAULT_COMPOSITE, Composite, get_composite
 from endoxai.explain.flow import SkipFlow, skip_flow
 from endoxai.explain.targets import Target, start_relevance, target_mask
 from endoxai.runtime import autocast, resolve_lrp_precision
@@ -89,7 +89,7 @@ class Explainer:
     float32.
     """
 
-    def __init__(self, model: nn.Module, composite: str | Composite = "epsilon-gamma-box",
+    def __init__(self, model: nn.Module, composite: str | Composite = DEFAULT_COMPOSITE,
                  precision: str = "fp32") -> None:
         if isinstance(composite, Composite):
             self.composite, self.composite_name = composite, "custom"
@@ -156,9 +156,9 @@ class Explainer:
                 wanted = (
                     [x] + [outputs[n] for n in names] + [inputs[n] for n in names if layer_inputs]
                 )
-                grads = torch.autograd.grad(
-                    logits, wanted, grad_outputs=relevance, allow_unused=True
-                )
+                # the gradient of Σ logits · R is R's backward pass; passing R as grad_outputs
+                # instead makes torch import sympy on first use (0.3 s of a one-image explain)
+                grads = torch.autograd.grad((logits * relevance).sum(), wanted, allow_unused=True)
         finally:
             for handle in handles:
                 handle.remove()
@@ -183,7 +183,7 @@ def explain(
     model: nn.Module,
     images: torch.Tensor,
     target: Target = "mask",
-    composite: str | Composite = "epsilon-gamma-box",
+    composite: str | Composite = DEFAULT_COMPOSITE,
     layers: bool | Sequence[str] = True,
     start: str | torch.Tensor = "logit",
     layer_inputs: bool = False,

@@ -39,7 +39,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from endoxai.data.io import list_inputs, output_stems, read_image
 from endoxai.data.preprocess import resize_image, to_model_input
 from endoxai.errors import ItemError, UserError
-from endoxai.explain import COMPOSITES, STARTS, Explainer
+from endoxai.explain import COMPOSITES, DEFAULT_COMPOSITE, STARTS, Explainer
 from endoxai.explain.composites import get_composite
 from endoxai.explain.conservation import absorbers, format_conservation
 from endoxai.explain.flow import FLOW_NPZ_KEYS, SkipFlow, format_flow_table
@@ -151,7 +151,7 @@ def explain_files(
     inputs: str | Path | Sequence[str | Path],
     output_dir: str | Path,
     target: Target = "mask",
-    composite: str = "epsilon-gamma-box",
+    composite: str = DEFAULT_COMPOSITE,
     start: str = "logit",
     batch_size: int = 1,
     progress: bool | None = None,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from endoxai.data import SPLIT_FILE
 from endoxai.errors import UserError
-from endoxai.explain import COMPOSITES
+from endoxai.explain import COMPOSITES, DEFAULT_COMPOSITE
 from endoxai.explain.faithfulness_files import JSON_NAME
 from endoxai.explain.sanity_files import JSON_NAME as SANITY_JSON
 from endoxai.report.numbers import compute_numbers
@@ -36,7 +36,7 @@ def build_report(
     data: str | Path | None = None,
     max_images: int = 24,
     faithfulness: str | Path | None = None,
-    composite: str = "epsilon-gamma-box",
+    composite: str = DEFAULT_COMPOSITE,
     batch_size: int = 4,
     progress: bool | None = None,
     precision: str = "auto",

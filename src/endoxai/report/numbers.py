@@ -32,7 +32,7 @@ from endoxai.data.layouts import DatasetIndex
 from endoxai.data.preprocess import to_model_input
 from endoxai.data.run_split import validation_set
 from endoxai.errors import UserError
-from endoxai.explain import explain
+from endoxai.explain import DEFAULT_COMPOSITE, explain
 from endoxai.explain.faithfulness_files import read_faithfulness
 from endoxai.explain.flow import SkipFlow
 from endoxai.explain.sanity_files import read_sanity
@@ -101,7 +101,7 @@ def compute_numbers(
     run_dir: Path | None = None,
     max_images: int = 24,
     faithfulness_path: Path | None = None,
-    composite: str = "epsilon-gamma-box",
+    composite: str = DEFAULT_COMPOSITE,
     batch_size: int = 4,
     progress: bool | None = None,
     precision: str = "auto",

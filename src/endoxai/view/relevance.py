@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from endoxai.explain import Explanation, get_composite
+from endoxai.explain import DEFAULT_COMPOSITE, Explanation, get_composite
 from endoxai.explain.canonize import prepare
 from endoxai.explain.targets import Target, start_relevance, target_mask
 from endoxai.runtime import autocast, resolve_precision
@@ -59,7 +59,7 @@ class CachedExplainer:
     ``low_precision``-safe. Relevance is returned in float32.
     """
 
-    def __init__(self, model: nn.Module, composite: str = "epsilon-gamma-box",
+    def __init__(self, model: nn.Module, composite: str = DEFAULT_COMPOSITE,
                  precision: str = "fp32") -> None:
         self.composite_name = composite
         self.composite = get_composite(composite)

@@ -25,7 +25,7 @@ from tqdm import tqdm
 from endoxai.config import Config
 from endoxai.data.preprocess import to_model_input
 from endoxai.errors import ItemError
-from endoxai.explain import COMPOSITES, Explanation
+from endoxai.explain import COMPOSITES, DEFAULT_COMPOSITE, Explanation
 from endoxai.explain.flow import SkipFlow
 from endoxai.explain.files import format_target
 from endoxai.explain.targets import Target
@@ -38,7 +38,6 @@ from endoxai.weights import DEFAULT_MODEL, resolve_model
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_COMPOSITE = "epsilon-gamma-box"
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
