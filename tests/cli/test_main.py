@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import subprocess
 import sys
 
 import pytest
@@ -65,3 +66,25 @@ def test_quiet_turns_progress_off_for_commands_with_no_progress(monkeypatch):
     assert seen["no_progress"] is True
     assert main(["predict", "--input", "x", "--output", "y"]) == 0
     assert seen["no_progress"] is False
+
+
+HEAVY = ("torch", "matplotlib")  # about 1.5 s of imports together on a 2-core CPU
+
+
+def test_version_and_every_help_start_without_torch_or_matplotlib():
+    # A fresh interpreter: this test process has long imported both.
+    code = """
+import contextlib, io, sys
+from endoxai.cli import build_parser, main
+sub = next(a for a in build_parser()._actions if a.dest == "command")
+for argv in [["--version"]] + [[name, "--help"] for name in sub.choices] + [["data", "check",
+        "--help"]]:
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):
+        main(argv)
+print(len(sub.choices), " ".join(m for m in %r if m in sys.modules))
+""" % (HEAVY,)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    commands, _, heavy = done.stdout.strip().partition(" ")
+    assert int(commands) >= 9  # every command's parser was built and asked for its help
+    assert heavy == "", f"imported while parsing: {heavy}"

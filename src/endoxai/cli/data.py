@@ -66,7 +66,7 @@ pair, an id in both split lists).
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from endoxai.data.download import DATASETS
+    from endoxai.cli.choices import DATASETS
 
     p = sub.add_parser(
         "data",
@@ -85,7 +85,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "or tar readability) and print its SHA-256. Terms of use: research and education only; "
         "cite the dataset paper (see the dataset page).",
     )
-    d.add_argument("name", choices=sorted(DATASETS), help="dataset to download")
+    d.add_argument("name", choices=DATASETS, help="dataset to download")
     d.add_argument("--dest", type=Path, default=Path("data"), metavar="DIR",
                    help="folder for the archive (default: ./data)")
     d.add_argument("--url", metavar="URL", help="download from this address instead (a mirror)")

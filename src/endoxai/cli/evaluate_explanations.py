@@ -47,11 +47,8 @@ composite_search.json and composite_search.md.
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    # Imported lazily elsewhere; the method list and defaults come from the module itself.
+    from endoxai.cli import choices
     from endoxai.config import PRECISIONS
-    from endoxai.explain import methods
-    from endoxai.explain import perturbation as pe
-    from endoxai.explain import sanity
 
     p = sub.add_parser(
         "evaluate-explanations",
@@ -69,23 +66,23 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="folder for the results (default with --run: RUN/faithfulness)")
     p.add_argument("--n-images", type=int, default=4, metavar="N",
                    help="validation images to evaluate (default: %(default)s)")
-    p.add_argument("--steps", type=int, default=pe.DEFAULT_STEPS, metavar="K",
+    p.add_argument("--steps", type=int, default=choices.PERTURBATION_STEPS, metavar="K",
                    help="perturbation steps (default: %(default)s)")
-    p.add_argument("--fraction", type=float, default=pe.DEFAULT_FRACTION, metavar="F",
+    p.add_argument("--fraction", type=float, default=choices.PERTURBATION_FRACTION, metavar="F",
                    help="share of the image perturbed at the last step (default: %(default)s)")
     p.add_argument("--patch", type=int, metavar="PX",
                    help="patch side in pixels (default: image size / 32)")
-    p.add_argument("--baseline", default="noise", choices=pe.BASELINES,
+    p.add_argument("--baseline", default="noise", choices=choices.BASELINES,
                    help="what perturbed patches become: uniform noise (default, as Samek et al.; "
                         "the only one that removed evidence from our Kvasir-SEG model at every "
                         "stage of training), a blurred copy (Gaussian, sigma = 2 patches), the "
                         "image's mean colour, or black")
     p.add_argument("--methods", default="all", metavar="M[,M...]",
-                   help=f"comma-separated subset of: {', '.join(methods.method_names())} "
+                   help=f"comma-separated subset of: {', '.join(choices.method_names())} "
                         "(default: all)")
     p.add_argument("--ig-steps", type=int, metavar="N",
-                   help=f"integrated-gradients steps (default: {methods.IG_STEPS}; "
-                        f"{sanity.SANITY_IG_STEPS} in the sanity checks, which compute every "
+                   help=f"integrated-gradients steps (default: {choices.IG_STEPS}; "
+                        f"{choices.SANITY_IG_STEPS} in the sanity checks, which compute every "
                         "map once per randomised model)")
     p.add_argument("--batch-size", type=int, default=8, metavar="N",
                    help="perturbed copies per forward pass (default: %(default)s)")

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from endoxai.cli.choices import COMPOSITES, DEFAULT_COMPOSITE, STARTS, TARGET_HELP
 from endoxai.cli.model_args import add_model_arguments, model_path
 from endoxai.config import PRECISIONS
-from endoxai.explain import COMPOSITES, STARTS
-from endoxai.explain.files import TARGET_HELP, conservation_table, explain_files, flow_table
 
 DESCRIPTION = """\
 Explain the generator's segmentation of each image with layer-wise relevance propagation.
@@ -41,7 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "rows Y0..Y1-1, columns X0..X1-1); default: mask, the predicted "
                         "foreground. "
                         "For background the start is -logit, so red means evidence for background")
-    p.add_argument("--composite", default="epsilon-gamma-box", choices=list(COMPOSITES),
+    p.add_argument("--composite", default=DEFAULT_COMPOSITE, choices=COMPOSITES,
                    help="LRP rules per layer (default: %(default)s)")
     p.add_argument("--start", default="logit", choices=STARTS,
                    help="starting relevance at the target: the pre-tanh logit, or ones as in the "
@@ -57,6 +56,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from endoxai.explain.files import conservation_table, explain_files, flow_table
+
     summary = explain_files(
         model_path(args), args.input, args.output, target=args.target, composite=args.composite,
         start=args.start, batch_size=args.batch_size, precision=args.precision,

@@ -6,15 +6,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from endoxai.cli.model_args import add_model_arguments, model_path
-from endoxai.export import (
+from endoxai.cli.choices import (
     DEFAULT_OPSET,
     EXPORTERS,
     PARITY_MIN_MASK_AGREEMENT,
     PARITY_REL_TOL,
-    check_parity,
-    export_onnx,
 )
+from endoxai.cli.model_args import add_model_arguments, model_path
 
 
 def _batch(text: str) -> str | int:
@@ -84,6 +82,8 @@ def run(args: argparse.Namespace) -> int:
         path = export_safetensors(source, args.output, args.name, args.dtype, args.recipe)
         print(f"wrote {path} and {path.with_suffix('.json').name}")
         return 0
+    from endoxai.export import check_parity, export_onnx
+
     path = export_onnx(source, args.output, args.opset, args.batch, args.exporter)
     if not args.check:
         print(f"wrote {path}")

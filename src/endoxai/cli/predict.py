@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from endoxai.cli.choices import UPSAMPLING
 from endoxai.cli.model_args import add_model_arguments, model_path
 from endoxai.config import INFERENCE_PRECISIONS
-from endoxai.predict import UPSAMPLING
 
 
 def register(sub: argparse._SubParsersAction) -> None:

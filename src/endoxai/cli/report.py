@@ -24,8 +24,8 @@ It predicts the validation images of RUN/split.json with RUN/best.pt (without --
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from endoxai.cli.choices import COMPOSITES, DEFAULT_COMPOSITE
     from endoxai.config import PRECISIONS
-    from endoxai.explain import COMPOSITES
 
     p = sub.add_parser(
         "report",
@@ -48,7 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--faithfulness", type=Path, metavar="DIR",
                    help="results of `endoxai evaluate-explanations` (default: RUN/faithfulness "
                         "if it exists)")
-    p.add_argument("--composite", default="epsilon-gamma-box", choices=list(COMPOSITES),
+    p.add_argument("--composite", default=DEFAULT_COMPOSITE, choices=COMPOSITES,
                    help="LRP composite of the gallery heatmaps (default: %(default)s)")
     p.add_argument("--batch-size", type=int, default=4, metavar="N",
                    help="images per forward / LRP pass (default: %(default)s)")
