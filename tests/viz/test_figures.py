@@ -6,7 +6,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from endoxai.viz.figures import explanation_figure, figure_png, layers_figure
+from endoxai.viz.canvas import FRAME
+from endoxai.viz.figures import (
+    LAYER_PANEL,
+    PANEL,
+    explanation_figure,
+    figure_png,
+    layers_figure,
+    relevance_label,
+)
 
 
 def _decode(png: bytes) -> np.ndarray:
@@ -21,6 +29,18 @@ def _count_red_blue(rgb: np.ndarray) -> tuple[int, int]:
     red = (r > 220) & (g < 40) & (b < 40)
     blue = (b > 220) & (r < 40) & (g < 40)
     return int(red.sum()), int(blue.sum())
+
+
+def _red(rgb: np.ndarray) -> np.ndarray:
+    return (rgb[..., 0] > 220) & (rgb[..., 1] < 40) & (rgb[..., 2] < 40)
+
+
+def _has_full_square(on: np.ndarray, side: int) -> bool:
+    """Whether some side x side square of ``on`` is true throughout."""
+    sums = np.pad(on.astype(np.int64), ((1, 0), (1, 0))).cumsum(0).cumsum(1)
+    windows = (sums[side:, side:] - sums[:-side, side:] - sums[side:, :-side]
+               + sums[:-side, :-side])
+    return bool((windows == side * side).any())
 
 
 def _blob_relevance(size: int) -> np.ndarray:
@@ -60,22 +80,18 @@ def test_explanation_figure_shape_mismatch():
         explanation_figure(np.zeros((8, 8, 3), np.uint8), np.zeros((8, 8)), np.zeros((4, 4), bool))
 
 
-def test_layers_figure_png():
-    rng = np.random.default_rng(0)
-    maps = {f"down{i}": rng.standard_normal((64 >> i, 64 >> i)) for i in range(1, 7)}
-    maps["zero"] = np.zeros((2, 2))  # an all-zero map must not break the colour scale
-    shapes = {name: (3, *m.shape) for name, m in maps.items()}
-    rgb = _decode(figure_png(layers_figure(maps, shapes, title="layers"), dpi=60))
-    h, w, _ = rgb.shape
-    assert (w, h) == (798, 450)  # 4 x 2 panels of 3.0 x 3.35 in + colourbar strip + title, 60 dpi
-    red, blue = _count_red_blue(rgb)
-    assert red > 20 and blue > 20
+def test_layers_figure_draws_every_model_pixel_as_a_block():
+    # A 2x2 map fills its square panel with four blocks, one per model pixel: a quarter of the
+    # panel pure red, a quarter pure blue (interpolation would blur them into fewer pure pixels).
+    maps = {"deep": np.array([[1.0, 0.0], [0.0, -1.0]]), "zero": np.zeros((2, 2))}
+    fig = layers_figure(maps, {"deep": (3, 2, 2), "zero": (3, 2, 2)}, title="layers")
+    red, blue = _count_red_blue(_decode(figure_png(fig)))
+    quarter = (LAYER_PANEL // 2) ** 2
+    assert quarter <= red < quarter + 2000 and quarter <= blue < quarter + 2000  # + colour bar
+    assert "deep (3×2×2)\nΣR = 0, max|R| = 1" in fig.texts  # an all-zero map draws too
+    assert "zero (3×2×2)\nΣR = 0, max|R| = 0" in fig.texts
     with pytest.raises(ValueError, match="no layer maps"):
         layers_figure({})
-
-
-def _image_axes(fig):
-    return [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
 
 
 def test_a_pixel_targets_relevance_is_not_hidden_by_its_frame():
@@ -86,25 +102,30 @@ def test_a_pixel_targets_relevance_is_not_hidden_by_its_frame():
     relevance = np.zeros((size, size))
     relevance[32, 20] = 1.0
     mask = np.zeros((size, size), bool)
-    plain = _count_red_blue(_decode(figure_png(explanation_figure(image, relevance, mask))))[0]
+    plain = _red(_decode(figure_png(explanation_figure(image, relevance, mask))))
     fig = explanation_figure(image, relevance, mask, target=("pixel", 32, 20))
-    framed = _count_red_blue(_decode(figure_png(fig)))[0]
-    assert framed >= plain
-    assert len(_image_axes(fig)) == 4  # image | relevance | mask | relevance around the target
-    zoom = _image_axes(fig)[3]
-    shown = zoom.get_images()[0].get_array()
-    assert shown.shape == (25, 25) and shown[12, 12] == 1.0  # centred on the pixel
+    framed = _red(_decode(figure_png(fig)))
+    # the first three panels keep their places: every red pixel there is still red
+    assert plain.any() and framed[:, :plain.shape[1]][plain].all()
+    # the 25 x 25 window around the pixel, enlarged 20 times: the pixel is a 20 x 20 red block
+    assert _has_full_square(framed[:, plain.shape[1]:], 20)
+    assert not _has_full_square(plain, 20)
+    assert any(t.startswith("Input relevance around the target\nrows 20–44, columns 8–32")
+               for t in fig.texts)
+    assert not any("around the target" in t for t in explanation_figure(
+        image, relevance, mask, target=("box", 0, 0, 40, 40)).texts)  # a large box: no zoom
 
 
-def test_panels_are_framed_without_ticks():
+def test_panels_are_framed():
+    # A white map on a white page still shows where it ends: every panel has a thin grey frame.
     size = 32
-    fig = explanation_figure(np.zeros((size, size, 3), np.uint8), np.zeros((size, size)),
-                             np.zeros((size, size), bool))
-    panels = _image_axes(fig)
-    assert len(panels) == 3  # no target: no enlarged panel
-    for ax in panels:
-        assert ax.axison and all(s.get_visible() for s in ax.spines.values())
-        assert not ax.get_xticks().size and not ax.get_yticks().size
+    rgb = _decode(figure_png(explanation_figure(np.zeros((size, size, 3), np.uint8),
+                                                np.zeros((size, size)),
+                                                np.zeros((size, size), bool))))
+    panel = size * (PANEL // size)
+    grey = (rgb == FRAME).all(axis=2)
+    assert (grey.sum(axis=0) >= 0.95 * panel).sum() == 6  # left and right edges of 3 panels
+    assert (grey.sum(axis=1) >= 3 * 0.95 * panel).sum() == 2  # their top and bottom edges
 
 
 @pytest.mark.parametrize("scale, unit", [(1e-3, "in units of 10⁻³"), (1e4, "in units of 10⁴"),
@@ -114,11 +135,9 @@ def test_the_colour_bars_scale_is_in_its_label(scale, unit):
     relevance = _blob_relevance(size) * scale * 4  # max|R| = about 4 x scale
     fig = explanation_figure(np.zeros((size, size, 3), np.uint8), relevance,
                              np.zeros((size, size), bool))
-    figure_png(fig)  # draws: tick labels and offset texts exist only then
-    bar = next(ax for ax in fig.axes if ax.get_label() == "<colorbar>")
-    label = bar.get_ylabel()
-    assert label.startswith("relevance") and (unit in label if unit else "units" not in label)
-    assert bar.yaxis.get_offset_text().get_text() == ""  # no "1e-3" above the bar
-    ticks = [float(t.get_text().replace("−", "-")) for t in bar.get_yticklabels()
-             if t.get_text()]
-    assert max(abs(t) for t in ticks) < 10  # read in the label's unit
+    label = next(t for t in fig.texts if t.startswith("relevance"))
+    assert label == relevance_label(np.abs(relevance).max())
+    assert unit in label if unit else "units" not in label
+    ticks = [float(t.replace("−", "-")) for t in fig.texts
+             if t.replace("−", "-").replace(".", "").lstrip("-").isdigit()]
+    assert len(ticks) >= 5 and 1 <= max(abs(t) for t in ticks) < 10  # read in the label's unit

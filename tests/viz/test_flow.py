@@ -6,13 +6,12 @@ import io
 
 import numpy as np
 import torch
-from matplotlib.colors import to_rgb
-from matplotlib.patches import Rectangle
 from PIL import Image
 
 from endoxai.explain.flow import SkipFlow
 from endoxai.viz.figures import figure_png
-from endoxai.viz.flow import BAND, NEGATIVE, POSITIVE, flow_figure
+from endoxai.viz.canvas import blend, hex_colour
+from endoxai.viz.flow import BAND_ALPHA, NEGATIVE, POSITIVE, flow_figure
 
 DEPTH = 4
 
@@ -32,20 +31,36 @@ def hand_flow() -> SkipFlow:
     )
 
 
+def _runs(column: np.ndarray, colours: dict[tuple[int, ...], str]) -> list[tuple[str, int]]:
+    """(colour name, length) of each run of the given colours down a column of pixels."""
+    runs: list[tuple[str, int]] = []
+    previous = None
+    for pixel in map(tuple, column):
+        name = colours.get(pixel)
+        if name is not None and name == previous:
+            runs[-1] = (name, runs[-1][1] + 1)
+        elif name is not None:
+            runs.append((name, 1))
+        previous = name
+    return runs
+
+
 def test_bands_are_as_thick_as_their_shares():
     fig = flow_figure(hand_flow(), title="hand")
-    ax_u = fig.axes[0]
-    horizontal = sorted(
-        (p for p in ax_u.patches if isinstance(p, Rectangle) and p.get_width() > 2),
-        key=lambda p: -p.get_y())  # top (level 1) first
-    heights = [p.get_height() for p in horizontal]
-    np.testing.assert_allclose(heights, [BAND * s for s in (0.5, 0.125, 0.375, 0.1875)])
-    colours = [p.get_facecolor()[:3] for p in horizontal]
-    assert colours[1] == to_rgb(NEGATIVE) and colours[0] == to_rgb(POSITIVE)
-    texts = " | ".join(t.get_text() for t in ax_u.texts)
+    rgb = np.asarray(Image.open(io.BytesIO(figure_png(fig))).convert("RGB"))
+    colours = {blend(hex_colour(POSITIVE), BAND_ALPHA): "+", blend(hex_colour(NEGATIVE),
+                                                                    BAND_ALPHA): "-"}
+    # a column through the horizontal bands: 30 pixels right of where they leave the encoder
+    x = next(x for x in range(rgb.shape[1]) if len(_runs(rgb[:, x], colours)) == DEPTH) + 30
+    runs = _runs(rgb[:, x], colours)
+    assert [sign for sign, _ in runs] == ["+", "-", "+", "+"]  # levels 1, 2, 3, bottleneck
+    shares = np.array([0.5, 0.125, 0.375, 0.1875])
+    pixels = np.array([n for _, n in runs])
+    np.testing.assert_allclose(pixels, pixels[0] * shares / shares[0], atol=1.5)
+    assert pixels[0] > 15  # thick enough to measure: BAND rows of the U per whole output
+    texts = " | ".join(fig.texts)
     assert "skip to level 1: 50.0 %" in texts
     assert "skip to level 2: -12.5 %" in texts
     assert "bottleneck: 18.8 %" in texts
     assert "input: 93.8 %" in texts
-    png = figure_png(fig)
-    assert Image.open(io.BytesIO(png)).size[0] > 500
+    assert fig.size[0] > 500

@@ -11,6 +11,7 @@ from PIL import Image
 
 from endoxai.errors import UserError
 from endoxai.fileio import atomic_write_bytes
+from endoxai.viz.canvas import Canvas
 from endoxai.viz.figures import figure_png
 
 IMAGE_DIR = "img"
@@ -36,8 +37,8 @@ class Pictures:
         Image.fromarray(rgb).save(buffer, format="PNG", optimize=False)
         return self._write(name, buffer.getvalue())
 
-    def figure(self, name: str, fig: Figure) -> str:
-        """A matplotlib figure as ``name``.png."""
+    def figure(self, name: str, fig: Figure | Canvas) -> str:
+        """A matplotlib figure, or a Pillow one (``endoxai.viz.canvas``), as ``name``.png."""
         return self._write(name, figure_png(fig, FIGURE_DPI))
 
     def _write(self, name: str, data: bytes) -> str:

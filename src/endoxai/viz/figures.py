@@ -1,90 +1,33 @@
-"""Matplotlib figures of an explanation: image | relevance | mask (Fig. 2), a layer grid (Fig. 2c).
+"""Figures of an explanation: image | relevance | mask (Fig. 2), a layer grid (Fig. 2c).
 
-Figures are built with the object-oriented API (``matplotlib.figure.Figure``) and rendered by the
-Agg canvas: no pyplot, no display, no global backend switch, nothing left open after use.
+Drawn with Pillow (``endoxai.viz.canvas``): every model pixel a block of screen pixels, a thin
+frame around every panel, colour bars whose label carries the scale. ``figure_png`` renders these
+and matplotlib figures (the other figures of the tool) alike.
 """
 
 from __future__ import annotations
 
 import io
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-from matplotlib import patheffects
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.patches import Rectangle
-from matplotlib.ticker import FuncFormatter
 
-from endoxai.viz.heatmaps import symmetric_limit
+from endoxai.viz.canvas import Box, Canvas, scale_unit
+from endoxai.viz.heatmaps import heatmap_rgb, symmetric_limit
 
-CMAP = "bwr"  # diverging, white at 0; heatmaps.heatmap_rgb computes the same colours in numpy
-DPI = 120
-MARKER_COLOUR = "#00c000"  # target pixel / box outline: green, distinct from red and blue
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+CMAP = "bwr"  # diverging, white at 0: heatmaps.heatmap_rgb computes its colours
+DPI = 120  # of matplotlib figures rendered by figure_png
+MARKER_COLOUR = (0, 192, 0)  # target pixel / box outline: green, distinct from red and blue
 ZOOM_MIN_HALF = 12  # the enlarged window around a small target: at least 25 x 25 pixels
 ZOOM_BELOW = 8  # a box is "small" (gets an enlarged panel) below 1/8 of the image side
-
-
-def _imshow_relevance(fig: Figure, ax, relevance: np.ndarray, label: str | None = None,
-                      limit: float | None = None):
-    if limit is None:
-        limit = symmetric_limit(relevance) or 1.0  # an all-zero map is white at any scale
-    im = ax.imshow(relevance, cmap=CMAP, vmin=-limit, vmax=limit, interpolation="nearest")
-    scale, unit = _scale(limit)
-    # The scale goes into the label: matplotlib's "1e-2" above the bar is easily overlooked.
-    bar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03,
-                       format=FuncFormatter(lambda v, _: f"{v / scale:g}"))
-    bar.ax.tick_params(labelsize=7)
-    if label:
-        bar.set_label(f"{label}{unit}", fontsize=8)
-    return im
-
-
-def _scale(limit: float) -> tuple[float, str]:
-    """(divisor, label suffix) that keep colour-bar ticks between 0.1 and 999."""
-    if not limit > 0 or not np.isfinite(limit):
-        return 1.0, ""
-    exponent = int(np.floor(np.log10(limit)))
-    if -1 <= exponent <= 2:
-        return 1.0, ""
-    return 10.0 ** exponent, f" in units of 10{str(exponent).translate(_SUPERSCRIPT)}"
-
-
-_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
-
-
-def _frame(ax) -> None:
-    """A thin frame and no ticks: a white map on a white page still shows where it ends."""
-    ax.set_xticks([])
-    ax.set_yticks([])
-    for spine in ax.spines.values():
-        spine.set_visible(True)
-        spine.set_linewidth(0.8)
-        spine.set_edgecolor("0.35")
-
-
-def _mark_target(ax, target: object, size: int) -> None:
-    """Frame a ("pixel", y, x) or ("box", y0, x0, y1, x1) target (model-resolution coords).
-
-    A pixel gets a hollow square around it, leaving the relevance next to the pixel visible (a
-    marker on the pixel would hide exactly what its explanation shows)."""
-    if not isinstance(target, tuple) or not target or target[0] not in ("pixel", "box"):
-        return
-    if target[0] == "pixel":
-        _, y, x = target
-        r = _pixel_frame_radius(size)
-        top, left, bottom, right = y - r, x - r, y + r + 1, x + r + 1
-    else:
-        _, top, left, bottom, right = target  # half-open: rows top..bottom-1
-    _outline(ax, top, left, bottom, right)
-
-
-def _outline(ax, top: int, left: int, bottom: int, right: int) -> None:
-    """A green rectangle with a dark edge (visible on white, red and blue) around rows
-    top..bottom-1 and columns left..right-1; pixel centres sit on integer coordinates."""
-    ax.add_patch(Rectangle((left - 0.5, top - 0.5), right - left, bottom - top, fill=False,
-                           lw=1.5, ec=MARKER_COLOUR,
-                           path_effects=[patheffects.withStroke(linewidth=3, foreground="black")]))
+PANEL = 512  # target side of an explanation panel in pixels (whole multiples of the model size)
+LAYER_PANEL = 256  # side of a layer-grid panel: every block's map of a 256² model fits exactly
+MARGIN, GAP = 14, 26  # pixels around the figure and between panels
+RELEVANCE_LABEL = "relevance (red +, blue −)"
 
 
 def _pixel_frame_radius(size: int) -> int:
@@ -109,6 +52,44 @@ def _zoom_window(target: object, size: int) -> tuple[int, int, int, int] | None:
     return y0, min(size, y0 + 2 * half + 1), x0, min(size, x0 + 2 * half + 1)
 
 
+def _target_rows_columns(target: object, size: int) -> tuple[int, int, int, int] | None:
+    """(top, left, bottom, right) framed for a ("pixel", y, x) target (a square around it: a
+    marker on the pixel would hide exactly what its explanation shows) or a ("box", y0, x0, y1,
+    x1) target (model-resolution coordinates, half-open); None for other targets."""
+    if not isinstance(target, tuple) or not target or target[0] not in ("pixel", "box"):
+        return None
+    if target[0] == "pixel":
+        _, y, x = target
+        r = _pixel_frame_radius(size)
+        return y - r, x - r, y + r + 1, x + r + 1
+    _, top, left, bottom, right = target
+    return top, left, bottom, right
+
+
+def _outline(canvas: Canvas, box: Box) -> None:
+    """A green frame with dark edges (visible on white, red and blue) drawn just outside
+    ``box``: the pixels inside stay visible."""
+    left, top, right, bottom = box
+    canvas.rectangle((left - 5, top - 5, right + 5, bottom + 5), outline=(0, 0, 0), width=5)
+    canvas.rectangle((left - 4, top - 4, right + 4, bottom + 4), outline=MARKER_COLOUR, width=3)
+
+
+def _scale_factor(side: int, target: int = PANEL) -> float:
+    """Screen pixels per model pixel: a whole number up to ``target`` pixels, shrunk beyond."""
+    return float(max(1, target // side)) if side <= target else target / side
+
+
+def _place(box: Box, scale: float, top: int, left: int, bottom: int, right: int) -> Box:
+    """The screen box of model rows top..bottom-1 and columns left..right-1 in a panel."""
+    return (box[0] + round(left * scale), box[1] + round(top * scale),
+            box[0] + round(right * scale), box[1] + round(bottom * scale))
+
+
+def relevance_label(limit: float) -> str:
+    """The colour bar's label: what it shows and the unit of its ticks (canvas.scale_unit)."""
+    return RELEVANCE_LABEL + scale_unit(limit)[1]
+
+
 def explanation_figure(
     image: np.ndarray,
     relevance: np.ndarray,
@@ -116,15 +97,15 @@ def explanation_figure(
     *,
     title: str | None = None,
     target: object = None,
-) -> Figure:
+) -> Canvas:
     """Three panels: the image, its input relevance map and the predicted mask, all (H, W).
 
     image: uint8 (H, W, 3), as the model saw it. relevance: (H, W), the input relevance summed
-    over colour channels, drawn with ``bwr`` on ±max|R| and a colourbar whose label carries the
-    scale ("in units of 10⁻²"). mask: bool (H, W), logit > 0. ``target`` (a parsed pixel or box
-    target) is framed on the relevance and mask panels; for a pixel or a small box a fourth
-    panel shows the relevance around it enlarged, on the same colour scale (a pixel's relevance
-    often covers only a few pixels). Every panel has a thin frame.
+    over colour channels, drawn in ``bwr`` colours on ±max|R| beside a colour bar whose label
+    carries the scale ("in units of 10⁻²"). mask: bool (H, W), logit > 0. ``target`` (a parsed
+    pixel or box target) is framed on the relevance and mask panels; for a pixel or a small box a
+    fourth panel shows the relevance around it enlarged, on the same colour scale (a pixel's
+    relevance often covers only a few pixels). Every panel has a thin frame.
     """
     relevance = np.asarray(relevance, dtype=np.float64)
     mask = np.asarray(mask, dtype=bool)
@@ -134,42 +115,59 @@ def explanation_figure(
             f"image {image.shape[:2]}, relevance {relevance.shape} and mask {mask.shape} must match"
         )
     window = _zoom_window(target, h)
-    fig = Figure(figsize=(18.0 if window else 13.5, 4.9), layout="constrained")
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(1, 4 if window else 3)
-    ax_img, ax_rel, ax_mask = axes[:3]
-    ax_img.imshow(image, interpolation="nearest")
-    ax_img.set_title(f"Input image ({h}×{w}, as the model sees it)", fontsize=10)
-    limit = symmetric_limit(relevance) or 1.0
-    _imshow_relevance(fig, ax_rel, relevance, "relevance (red +, blue −)", limit)
-    ax_rel.set_title(f"Input relevance, summed over RGB\nΣR = {relevance.sum():.4g}", fontsize=10)
-    ax_mask.imshow(mask, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-    ax_mask.set_title(
-        f"Predicted mask (logit > 0)\n{100 * mask.mean():.1f}% foreground", fontsize=10
-    )
-    for ax in (ax_img, ax_rel, ax_mask):
-        _frame(ax)
-    for ax in (ax_rel, ax_mask):
-        _mark_target(ax, target, h)
+    scale = _scale_factor(max(h, w))
+    pw, ph = round(w * scale), round(h * scale)
+    bar = 130  # colour bar, its ticks and its label, right of a relevance panel
+    title_h = 30 if title else 0
+    heads = 50  # two lines of panel title
+    widths = [pw, pw + bar, pw]
+    zoom_scale = 0.0
     if window:
         y0, y1, x0, x1 = window
-        ax_zoom = axes[3]
-        _imshow_relevance(fig, ax_zoom, relevance[y0:y1, x0:x1], "relevance (red +, blue −)",
-                          limit)
-        ax_zoom.set_title(f"Input relevance around the target\nrows {y0}–{y1 - 1}, "
-                          f"columns {x0}–{x1 - 1} (same colour scale)", fontsize=10)
-        _frame(ax_zoom)
+        zoom_scale = _scale_factor(max(y1 - y0, x1 - x0))
+        widths.append(round((x1 - x0) * zoom_scale) + bar)
+    canvas = Canvas(2 * MARGIN + sum(widths) + GAP * (len(widths) - 1),
+                    MARGIN + title_h + heads + ph + MARGIN)
+    if title:
+        canvas.text(canvas.size[0] / 2, MARGIN - 4, title, 18)
+    top = MARGIN + title_h + heads
+    lefts = [MARGIN + sum(widths[:i]) + GAP * i for i in range(len(widths))]
+    boxes = [(x, top, x + pw, top + ph) for x in lefts[:3]]
+    limit = symmetric_limit(relevance) or 1.0  # an all-zero map is white at any scale
+
+    canvas.panel(image[..., :3], boxes[0])
+    canvas.panel(heatmap_rgb(relevance, limit), boxes[1])
+    canvas.colour_bar((boxes[1][2] + 14, top + ph // 20, boxes[1][2] + 32, top + ph - ph // 20),
+                      limit, RELEVANCE_LABEL, 13, 14)
+    canvas.panel(np.where(mask[..., None], 255, 0).astype(np.uint8).repeat(3, axis=2), boxes[2])
+    titles = [f"Input image ({h}×{w}, as the model sees it)",
+              f"Input relevance, summed over RGB\nΣR = {relevance.sum():.4g}",
+              f"Predicted mask (logit > 0)\n{100 * mask.mean():.1f}% foreground"]
+    for box, text in zip(boxes, titles):
+        canvas.text((box[0] + box[2]) / 2, top - 8, text, 16, anchor="mb")
+    framed = _target_rows_columns(target, h)
+    if framed is not None:
+        for box in boxes[1:]:
+            _outline(canvas, _place(box, scale, *framed))
+    if window:
+        y0, y1, x0, x1 = window
+        zw, zh = round((x1 - x0) * zoom_scale), round((y1 - y0) * zoom_scale)
+        zoom = (lefts[3], top, lefts[3] + zw, top + zh)
+        canvas.panel(heatmap_rgb(relevance[y0:y1, x0:x1], limit), zoom)
+        canvas.colour_bar((zoom[2] + 14, top + zh // 20, zoom[2] + 32, top + zh - zh // 20),
+                          limit, RELEVANCE_LABEL, 13, 14)
+        canvas.text((zoom[0] + zoom[2]) / 2, top - 8,
+                    f"Input relevance around the target\nrows {y0}–{y1 - 1}, columns "
+                    f"{x0}–{x1 - 1} (same colour scale)", 16, anchor="mb")
         if target[0] == "pixel":  # enlarged, the pixel itself can be framed
             _, y, x = target
-            _outline(ax_zoom, y - y0, x - x0, y - y0 + 1, x - x0 + 1)
+            inner = (y - y0, x - x0, y - y0 + 1, x - x0 + 1)
         else:
             _, by0, bx0, by1, bx1 = target
-            _outline(ax_zoom, by0 - y0, bx0 - x0, by1 - y0, bx1 - x0)
-        ax_rel.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, lw=0.8,
-                                   ec="0.35", ls="--"))
-    if title:
-        fig.suptitle(title, fontsize=11)
-    return fig
+            inner = (by0 - y0, bx0 - x0, by1 - y0, bx1 - x0)
+        _outline(canvas, _place(zoom, zoom_scale, *inner))
+        canvas.dashed_rectangle(_place(boxes[1], scale, y0, x0, y1, x1), (89, 89, 89))
+    return canvas
 
 
 def layers_figure(
@@ -178,53 +176,49 @@ def layers_figure(
     *,
     title: str | None = None,
     columns: int = 4,
-) -> Figure:
+) -> Canvas:
     """A grid of (h, w) relevance maps, one per block in the given order, each on its own ±max|R|.
 
     ``layer_maps``: block name -> (h, w) relevance summed over channels. ``shapes``: block name ->
     (C, h, w) of the full relevance, shown in the panel title with ΣR and max|R|. One shared
-    colourbar reads in units of each panel's own max|R| (16 colourbars would double the drawing
-    time). Deep blocks are only a few pixels wide (down8 is 1×1 at 256²); they are drawn as
+    colour bar reads in units of each panel's own max|R|. Every panel is ``LAYER_PANEL`` pixels
+    square; deep blocks are only a few pixels wide (down8 is 1×1 at 256²) and are drawn as
     blocks, not interpolated.
     """
     names = list(layer_maps)
     if not names:
         raise ValueError("no layer maps to draw")
     rows = -(-len(names) // columns)
-    bar_width = 1.3  # inches right of the grid for the shared colourbar and its label
-    fig = Figure(figsize=(3.0 * columns + bar_width, 3.35 * rows + (0.8 if title else 0.5)))
-    FigureCanvasAgg(fig)
-    # Fixed margins instead of constrained layout: every panel is the same square, and the layout
-    # solver would cost as much as drawing.
-    top = 1 - (0.8 if title else 0.5) / fig.get_figheight()
-    fig.subplots_adjust(left=0.01, right=1 - bar_width / fig.get_figwidth(), bottom=0.01, top=top,
-                        wspace=0.06, hspace=0.26)
-    axes = np.atleast_1d(fig.subplots(rows, columns)).ravel()
-    image = None
-    for ax, name in zip(axes, names):
+    side, heads, gap_x, gap_y, bar = LAYER_PANEL, 40, 18, 14, 120
+    title_h = 30 if title else 0
+    grid_w = columns * side + (columns - 1) * gap_x
+    grid_h = rows * (heads + side) + (rows - 1) * gap_y
+    canvas = Canvas(2 * MARGIN + grid_w + bar, 2 * MARGIN + title_h + grid_h)
+    if title:
+        canvas.text(canvas.size[0] / 2, MARGIN - 4, title, 15)
+    for i, name in enumerate(names):
         relevance = np.asarray(layer_maps[name], dtype=np.float64)
         limit = symmetric_limit(relevance)
-        scaled = relevance / limit if limit > 0 else np.zeros_like(relevance)
-        image = ax.imshow(scaled, cmap=CMAP, vmin=-1, vmax=1, interpolation="nearest")
+        left = MARGIN + (i % columns) * (side + gap_x)
+        top = MARGIN + title_h + (i // columns) * (heads + side + gap_y) + heads
+        canvas.panel(heatmap_rgb(relevance, limit), (left, top, left + side, top + side))
         shape = shapes.get(name) if shapes else None
         size = "×".join(str(s) for s in (shape or relevance.shape))
-        ax.set_title(
-            f"{name} ({size})\nΣR = {relevance.sum():.4g}, max|R| = {limit:.3g}", fontsize=9
-        )
-        ax.set_xticks([])
-        ax.set_yticks([])
-    for ax in axes[len(names):]:
-        ax.set_axis_off()
-    bar_ax = fig.add_axes((1 - 1.05 / fig.get_figwidth(), 0.3, 0.18 / fig.get_figwidth(), 0.4))
-    bar = fig.colorbar(image, cax=bar_ax)
-    bar.set_label("R / max|R| of each panel (red +, blue −)", fontsize=9)
-    if title:
-        fig.suptitle(title, fontsize=11, y=1 - 0.15 / fig.get_figheight(), va="top")
-    return fig
+        canvas.text(left + side / 2, top - 6,
+                    f"{name} ({size})\nΣR = {relevance.sum():.4g}, max|R| = {limit:.3g}", 13,
+                    anchor="mb")
+    middle = MARGIN + title_h + grid_h / 2
+    canvas.colour_bar((MARGIN + grid_w + 22, round(middle - 0.2 * grid_h), MARGIN + grid_w + 40,
+                       round(middle + 0.2 * grid_h)),
+                      1.0, "R / max|R| of each panel (red +, blue −)", 12, 13)
+    return canvas
 
 
-def figure_png(fig: Figure, dpi: int = DPI) -> bytes:
-    """Render ``fig`` to PNG bytes (the caller decides where and how to write them)."""
+def figure_png(fig: Canvas | Figure, dpi: int = DPI) -> bytes:
+    """PNG bytes of a Pillow figure (``Canvas``, drawn at its pixel size: ``dpi`` is unused) or
+    of a matplotlib figure at ``dpi``; the caller decides where and how to write them."""
+    if isinstance(fig, Canvas):
+        return fig.png()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi)
     return buffer.getvalue()
