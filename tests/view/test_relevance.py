@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from endoxai import runtime
 from endoxai.explain import COMPOSITES, explain
 from endoxai.models import Generator
 from endoxai.view.relevance import CachedExplainer
@@ -74,3 +75,15 @@ def test_the_model_is_left_untouched(model_and_image):
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert not any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
     assert not model.training
+
+
+@pytest.mark.parametrize("composite", list(COMPOSITES))
+def test_auto_precision_is_the_one_lrp_rule(model_and_image, monkeypatch, composite):
+    # As on a CPU with native bf16: the viewer's auto must still be LRP's auto (fp32), the same
+    # answer as `endoxai explain` gives, not the prediction rule's bf16.
+    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: True)
+    model, _ = model_and_image
+    cpu = torch.device("cpu")
+    assert CachedExplainer(model, composite, "auto").precision == \
+        runtime.resolve_lrp_precision("auto", cpu) == "fp32"
+    assert CachedExplainer(model, composite, "bf16").precision == "bf16"

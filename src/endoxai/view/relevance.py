@@ -24,7 +24,7 @@ from torch import nn
 from endoxai.explain import DEFAULT_COMPOSITE, Explanation, get_composite
 from endoxai.explain.canonize import prepare
 from endoxai.explain.targets import Target, start_relevance, target_mask
-from endoxai.runtime import autocast, resolve_precision
+from endoxai.runtime import autocast, resolve_lrp_precision
 
 
 @dataclass(frozen=True)
@@ -55,8 +55,8 @@ class CachedExplainer:
     """LRP of one model under one composite, with the forward pass split from the backward.
 
     ``precision``: fp32 (default, relevance conserved to rounding), bf16 / auto as for
-    ``endoxai.explain.Explainer``; ``auto`` keeps fp32 for composites that are not
-    ``low_precision``-safe. Relevance is returned in float32.
+    ``endoxai.explain.Explainer`` (the one rule, ``runtime.resolve_lrp_precision``: auto is
+    fp32). Relevance is returned in float32.
     """
 
     def __init__(self, model: nn.Module, composite: str = DEFAULT_COMPOSITE,
@@ -66,9 +66,7 @@ class CachedExplainer:
         self._shadow = prepare(model, self.composite)
         reference = next(model.parameters())
         self._dtype, self._device = reference.dtype, reference.device
-        if precision == "auto" and not self.composite.low_precision:
-            precision = "fp32"
-        self.precision = resolve_precision(precision, self._device, inference=True)
+        self.precision = resolve_lrp_precision(precision, self._device)
         self._names = [name for name, _ in self._shadow.named_children()]
 
     def forward(self, images: torch.Tensor) -> ForwardPass:
