@@ -26,6 +26,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from endoxai.viz.overlays import FN_COLOUR
+
 REPO = Path(__file__).resolve().parents[2]
 DATA = Path(os.environ.get("ENDOXAI_DATA") or REPO.parent / "shared" / "data") / "kvasir-seg"
 CHROMIUM = "/usr/bin/chromium"
@@ -54,8 +56,8 @@ def mask_centre(url: str, image_id: str) -> tuple[int, int, int]:
     """(row, column) of the predicted-mask pixel nearest the mask's centre, and the model size."""
     with urllib.request.urlopen(f"{url}api/images/{image_id}/mask.png") as response:
         layer = np.asarray(Image.open(io.BytesIO(response.read())))
-    # true and false positives: the prediction (false negatives are the reddish purple)
-    predicted = (layer[..., 3] > 0) & (layer[..., 0] != 204)
+    # true and false positives: the prediction (not the false negatives' colour)
+    predicted = (layer[..., 3] > 0) & (layer[..., :3] != FN_COLOUR).any(axis=-1)
     ys, xs = np.nonzero(predicted)
     if ys.size == 0:
         return layer.shape[0] // 2, layer.shape[1] // 2, layer.shape[0]

@@ -1,8 +1,8 @@
 """What the viewer sends to the browser: PNGs of images, mask layers and relevance maps; npz.
 
-Mask colours are from Okabe & Ito's colour-blind-safe palette: true positives bluish green,
-false positives orange, false negatives reddish purple (a prediction without a truth mask is
-shown in the true-positive colour). Relevance uses the project's diverging map
+Mask colours are those of every picture of a mask's errors (``viz.overlays``, colour-blind
+safe): true positives sky blue, false positives yellow, false negatives blue (a prediction
+without a truth mask is shown in the true-positive colour). Relevance uses the project's diverging map
 (``viz.heatmaps``: red = positive, white = 0, blue = negative) on a symmetric scale ±max|R|.
 """
 
@@ -17,10 +17,7 @@ from PIL import Image
 
 from endoxai.explain.flow import SkipFlow
 from endoxai.viz.heatmaps import heatmap_rgb, symmetric_limit
-
-TP_COLOUR = (0, 158, 115)  # Okabe-Ito bluish green
-FP_COLOUR = (230, 159, 0)  # Okabe-Ito orange
-FN_COLOUR = (204, 121, 167)  # Okabe-Ito reddish purple
+from endoxai.viz.overlays import FN_COLOUR, FP_COLOUR, TP_COLOUR
 LAYER_MIN_PX = 64  # layer maps smaller than this are enlarged (nearest) so they can be seen
 THUMB_PX = 112  # gallery thumbnails: the longer side
 
