@@ -65,6 +65,19 @@ def test_clean_masks_pass(mask):
     assert mask_problem(mask) is None
 
 
+@pytest.mark.parametrize("quality", [95, 50])
+def test_an_empty_or_full_mask_saved_as_jpeg_is_a_mask(quality):
+    # One level with JPEG noise around it: an image without the object (or all object) is a
+    # valid mask; the noise must not be taken for a second level beside the first.
+    for level in (0, 255):
+        flat = Image.new("L", (64, 48), level)
+        flat.putpixel((5, 5), abs(level - 6))  # a speck for the encoder to spread
+        assert mask_problem(read_mask_grey(_jpeg(flat, quality))) is None
+    noisy = np.zeros((20, 20))
+    noisy[:4, :4] = 3
+    assert mask_problem(noisy) is None
+
+
 @pytest.mark.parametrize("seed, dark", [(0, False), (1, False), (2, True), (3, True)])
 def test_photographs_are_not_masks(seed, dark):
     data = _jpeg(_photo(seed, dark=dark), 90)

@@ -39,6 +39,8 @@ def mask_problem(grey: np.ndarray) -> str | None:
     first = int(counts.argmax())
     rest = counts.copy()
     rest[_window(first)] = 0
+    if not rest.any():  # one level (and its noise): an empty or a full mask
+        return None
     second = int(rest.argmax())
     inside = np.zeros(256, dtype=bool)
     inside[_window(first)] = True
