@@ -136,12 +136,50 @@ def test_every_documented_kind_is_exercised():
     assert {kind for _, kind, _ in CASES.values()} == set(FATAL_KINDS + WARNING_KINDS)
 
 
-def test_empty_mask_that_is_not_black_gets_a_hint(dataset, synth):
+def test_a_colour_mask_that_would_read_as_empty_is_not_a_mask(dataset, synth):
     red = np.zeros((32, 32, 3), np.uint8)
     red[:, :16] = (255, 0, 0)  # luma 76: dark grey, below the 127.5 threshold
     (dataset / "masks" / "id001.png").write_bytes(synth.encode(red, "PNG"))
     (problem,) = check_dataset(dataset, progress=False).problems
-    assert problem.kind == "empty-mask" and "not black (values up to 76)" in problem.message
+    assert problem.kind == "not-a-mask" and "0 and 76, are both below 127.5" in problem.message
+
+
+def test_empty_mask_that_is_not_black_gets_a_hint(dataset, synth):
+    ones = np.zeros((32, 32), np.uint8)
+    ones[:, :16] = 3  # a 0/1 mask saved as JPEG and brightened by its noise
+    (dataset / "masks" / "id001.png").write_bytes(_grey_png(synth, ones))
+    (problem,) = check_dataset(dataset, progress=False).problems
+    assert problem.kind == "empty-mask" and "not black (values up to 3)" in problem.message
+
+
+def test_a_photograph_with_under_half_mid_grey_is_not_a_mask(dataset, synth):
+    # Dark and bright pixels of all shades, 40 % mid-grey: many grey levels, not two.
+    rng = np.random.default_rng(0)
+    values = np.concatenate([rng.integers(0, 32, 307), rng.integers(224, 256, 307),
+                             rng.integers(33, 223, 410)])
+    (dataset / "masks" / "id001.png").write_bytes(
+        _grey_png(synth, rng.permutation(values).reshape(32, 32)))
+    (problem,) = check_dataset(dataset, progress=False).problems
+    assert problem.kind == "not-a-mask" and "not two-valued" in problem.message
+
+
+# The Kvasir-SEG photographs whose grey values are less than half mid-grey (32..223).
+DARK_OR_BRIGHT_PHOTOS = ("cju2saez63gxl08559ucjq3kt", "cju35740hzm0g0993zl5ic246",
+                         "ck2bxlujamu330725szlc2jdu")
+
+
+def test_every_kvasir_photograph_given_as_a_mask_is_not_a_mask(kvasir_seg, tmp_path):
+    folder = tmp_path / "photos"
+    for sub in ("images", "masks"):
+        (folder / sub).mkdir(parents=True)
+    for stem in DARK_OR_BRIGHT_PHOTOS:
+        photo = (kvasir_seg / "images" / f"{stem}.jpg").read_bytes()
+        (folder / "images" / f"{stem}.jpg").write_bytes(photo)
+        (folder / "masks" / f"{stem}.jpg").write_bytes(photo)
+    report = check_dataset(folder, progress=False)
+    kinds = {p.kind for p in report.problems}
+    assert report.pairs == 3 and len(report.errors) == 3 and kinds <= {"not-a-mask",
+                                                                       "split-unlisted"}
 
 
 def test_zero_one_masks_are_fine(dataset, synth):

@@ -266,7 +266,7 @@ def build_corpus(root: Path) -> Corpus:
     pair("full (white) mask", "white.jpg", jpeg(35),
          encode(np.full((H, W), 255, np.uint8), "PNG"), check=("full-mask",), subject="mask")
     pair("colour mask, red on black", "red.jpg", jpeg(36), _red_on_black(),
-         check=("empty-mask",), subject="mask")
+         check=("not-a-mask",), subject="mask")
     pair("16-bit mask 0/65535", "mask16.jpg", jpeg(37),
          _png16(_disc().astype(np.uint16) * 257), subject="mask")
     pair("image with the same bytes as another", "copy.jpg", (images / "good0.jpg").read_bytes(),

@@ -49,7 +49,9 @@ each. Errors (exit code 1; `endoxai train` refuses the dataset):
                    decompression bomb, no permission)
   size-mismatch    a mask's size differs from its image's (after EXIF orientation)
   duplicate-name   two files with one id in a folder (a.jpg + a.png)
-  not-a-mask       more than half of a mask's pixels are mid-grey (32..223)
+  not-a-mask       a mask's grey values are not two-valued (a photograph, a probability map),
+                   or its two levels lie on one side of 127.5 (it would read as empty or full),
+                   or more than half of its pixels are mid-grey (32..223)
 Warnings (exit code 0; training goes on):
   unpaired         image without mask or mask without image (ignored)
   ignored-file     not an image file in the image/mask folder (.gif, .txt, folders, ...)

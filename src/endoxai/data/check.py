@@ -12,8 +12,10 @@ Fatal (training would learn from wrong data, or the data is not what it claims t
 - ``size-mismatch``: a mask's size differs from its image's (after EXIF orientation);
 - ``duplicate-name``: two files with one id in the image or mask folder (``a.jpg`` + ``a.png``):
   which one is the pair is a guess;
-- ``not-a-mask``: more than half of a mask's pixels are mid-grey (32..223 of 255), e.g. a photo or
-  a probability map saved as a mask.
+- ``not-a-mask``: a mask's grey values are not two-valued (a photograph, a probability map) or
+  its two levels lie on one side of the 127.5 threshold (a colour mask whose foreground is dark in
+  grey would read as empty): ``endoxai.data.masklike.mask_problem``, the test ``endoxai evaluate``
+  applies; or more than half of its pixels are mid-grey (32..223 of 255).
 
 Warnings (training goes on, and does what the message says):
 
@@ -49,6 +51,7 @@ from tqdm import tqdm
 
 from endoxai.data.io import IMAGE_SUFFIXES, binarize_mask, read_image, read_mask_grey
 from endoxai.data.layouts import DatasetIndex, _read_ids, find_dataset
+from endoxai.data.masklike import mask_problem
 from endoxai.errors import ItemError, UserError
 
 logger = logging.getLogger(__name__)
@@ -272,10 +275,12 @@ def _mask_problems(grey: np.ndarray, name: str) -> list[Problem]:
     if peak > 1:  # 0/1 masks are binary by construction
         lo, hi = GREY_BAND
         mid = float(((grey > lo) & (grey < hi)).mean())
-        if mid > NOT_A_MASK_FRACTION:
-            return [Problem("not-a-mask", f"{name}: {mid:.0%} of the pixels are mid-grey "
-                                          f"({lo + 1}..{hi - 1} after conversion to grey); not a "
-                                          "binary mask")]
+        why = mask_problem(grey)
+        if why is None and mid > NOT_A_MASK_FRACTION:  # e.g. one mid-grey level
+            why = (f"{mid:.0%} of the pixels are mid-grey ({lo + 1}..{hi - 1} after conversion "
+                   "to grey)")
+        if why is not None:
+            return [Problem("not-a-mask", f"{name}: {why}; not a binary mask")]
     mask = binarize_mask(grey)
     if not mask.any():
         hint = ""
