@@ -215,6 +215,8 @@ def attribution_maps(model: nn.Module, images: torch.Tensor, target: torch.Tenso
     """method -> (N, H, W) float32 maps (``methods.relevance_maps``), ``batch_size`` images at a
     time."""
     out: dict[str, list[torch.Tensor]] = {m: [] for m in methods}
+    # channels-last: oneDNN's fast layout for the gradient passes (LRP sets it itself)
+    images = images.contiguous(memory_format=torch.channels_last)
     for first in range(0, images.shape[0], batch_size):
         x, t = images[first:first + batch_size], target[first:first + batch_size]
         for method in methods:

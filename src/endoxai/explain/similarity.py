@@ -23,16 +23,19 @@ BOOTSTRAP_RESAMPLES = 10_000
 def average_ranks(values: torch.Tensor) -> torch.Tensor:
     """(N, P) -> (N, P) float64 ranks 0..P-1 along dim 1; ties get the mean of their ranks (so a
     map that is 0 over half the image is not ranked by pixel order there)."""
-    v = values.double()
-    ranks = torch.empty_like(v)
-    for i in range(v.shape[0]):
-        ordered, order = torch.sort(v[i])
-        _, inverse, counts = torch.unique_consecutive(ordered, return_inverse=True,
-                                                      return_counts=True)
-        first = torch.cumsum(counts, 0) - counts
-        mean_rank = first.double() + (counts.double() - 1) / 2
-        ranks[i, order] = mean_rank[inverse]
-    return ranks
+    ordered, order = torch.sort(values, dim=1)
+    n, p = ordered.shape
+    position = torch.arange(p, device=values.device).expand(n, p)
+    starts = torch.ones_like(ordered, dtype=torch.bool)
+    starts[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+    ends = torch.ones_like(starts)
+    ends[:, :-1] = starts[:, 1:]
+    # each position's tie group runs from the last start at or before it to the first end at or
+    # after it; the group's ranks average to the midpoint
+    first = torch.where(starts, position, 0).cummax(1).values
+    last = torch.where(ends, position, p).flip(1).cummin(1).values.flip(1)
+    ranks = torch.empty((n, p), dtype=torch.float64, device=values.device)
+    return ranks.scatter_(1, order, (first + last).double() / 2)
 
 
 def centred_ranks(maps: torch.Tensor) -> torch.Tensor:
@@ -71,7 +74,10 @@ def ssim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """(N, H, W) maps in [0, 1] -> (N,) float64 mean structural similarity (Wang et al. 2004:
     Gaussian window σ = 1.5 over the valid 11 × 11 neighbourhoods, K1 = 0.01, K2 = 0.03, data
     range 1). Identical maps give 1."""
-    x, y = a.double()[:, None], b.double()[:, None]
+    # float32 unless given float64: the maps are in [0, 1], and float32 convolutions take the
+    # fast path (the sanity checks compare thousands of maps)
+    dtype = torch.float64 if torch.float64 in (a.dtype, b.dtype) else torch.float32
+    x, y = a.to(dtype)[:, None], b.to(dtype)[:, None]
     if min(x.shape[-2:]) < 2 * SSIM_RADIUS + 1:
         raise ValueError(f"SSIM needs maps of at least {2 * SSIM_RADIUS + 1} pixels a side")
     c1, c2 = SSIM_K1 ** 2, SSIM_K2 ** 2
@@ -80,13 +86,14 @@ def ssim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     vy = _blur(y * y) - my * my
     cxy = _blur(x * y) - mx * my
     s = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
-    return s.flatten(1).mean(1)
+    return s.flatten(1).double().mean(1)
 
 
 def normalise_abs(maps: torch.Tensor) -> torch.Tensor:
-    """(N, H, W) -> |map| / max |map| per map, in [0, 1] (an all-zero map stays 0)."""
-    a = maps.double().abs()
-    peak = a.flatten(1).amax(1).clamp(min=1e-300)
+    """(N, H, W) -> |map| / max |map| per map, in [0, 1] (an all-zero map stays 0), in the maps'
+    floating dtype."""
+    a = maps.abs()
+    peak = a.flatten(1).amax(1).clamp(min=torch.finfo(a.dtype).tiny)
     return a / peak[:, None, None]
 
 
