@@ -21,7 +21,9 @@ EXPECTED_ROWS = {"table-run": 6, "table-metrics": 4, "table-per-image": 4,
                  "table-faithfulness": 3, "table-sanity": 2, "table-skip-flow": 8}
 
 
-@pytest.fixture(scope="session")  # session, like built_report: so a skip comes before the build
+# Module scope: Playwright's sync API runs an event loop until it is closed, and a loop still
+# running makes later tests' asyncio.run() and sync_playwright() fail (tests/view).
+@pytest.fixture(scope="module")
 def browser():
     sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed")
     if not CHROMIUM.is_file():

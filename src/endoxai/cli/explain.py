@@ -7,6 +7,7 @@ import argparse
 from endoxai.cli.choices import COMPOSITES, DEFAULT_COMPOSITE, STARTS, TARGET_HELP
 from endoxai.cli.model_args import add_model_arguments, model_path
 from endoxai.config import PRECISIONS
+from endoxai.errors import UserError
 
 DESCRIPTION = """\
 Explain the generator's segmentation of each image with layer-wise relevance propagation.
@@ -58,6 +59,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from endoxai.explain.files import conservation_table, explain_files, flow_table
 
+    if args.batch_size < 1:  # refused before the model is looked for and loaded
+        raise UserError(f"batch size must be >= 1; got {args.batch_size}")
     summary = explain_files(
         model_path(args), args.input, args.output, target=args.target, composite=args.composite,
         start=args.start, batch_size=args.batch_size, precision=args.precision,

@@ -7,6 +7,7 @@ import argparse
 from endoxai.cli.choices import UPSAMPLING
 from endoxai.cli.model_args import add_model_arguments, model_path
 from endoxai.config import INFERENCE_PRECISIONS
+from endoxai.errors import UserError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -45,6 +46,8 @@ def run(args: argparse.Namespace) -> int:
     from endoxai.data.splits import read_id_file
     from endoxai.predict import predict_files
 
+    if args.batch_size < 1:  # refused before the model is looked for and loaded
+        raise UserError(f"batch size must be >= 1; got {args.batch_size}")
     summary = predict_files(model_path(args), args.input, args.output, args.batch_size,
                             args.upsampling, args.precision, args.device, not args.no_progress,
                             args.tta, read_id_file(args.ids) if args.ids else None,
