@@ -35,16 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from endoxai.explain.rules import (
-    AlphaBeta,
-    Epsilon,
-    Flat,
-    Gamma,
-    GeneralizedGamma,
-    Rule,
-    WSquare,
-    ZBox,
-)
+from endoxai.explain import rules
 
 Tensor = torch.Tensor
 
@@ -222,11 +213,11 @@ class Term:
     constant: float = 1.0
 
 
-def _terms_epsilon(rule: Epsilon, op: LinearOp, x: Tensor, z: Tensor) -> list[Term]:
+def _terms_epsilon(rule: rules.Epsilon, op: LinearOp, x: Tensor, z: Tensor) -> list[Term]:
     return [Term(None, _reciprocal(z, rule.epsilon), op.weight)]
 
 
-def _terms_gamma(rule: Gamma, op: LinearOp, x: Tensor, z: Tensor) -> list[Term]:
+def _terms_gamma(rule: rules.Gamma, op: LinearOp, x: Tensor, z: Tensor) -> list[Term]:
     # With ρ̃ = ρ/(1+γ): stab_ε(Σ x ρ(w) + ρ(b)) = (1+γ)·stab_ε'(Σ x ρ̃(w) + ρ̃(b)), ε' = ε/(1+γ),
     # and the factor (1+γ) cancels against ρ(w) = (1+γ) ρ̃(w) in the backward.
     g = rule.gamma
@@ -239,7 +230,7 @@ def _terms_gamma(rule: Gamma, op: LinearOp, x: Tensor, z: Tensor) -> list[Term]:
 
 
 def _terms_generalized_gamma(
-    rule: GeneralizedGamma, op: LinearOp, x: Tensor, z: Tensor
+    rule: rules.GeneralizedGamma, op: LinearOp, x: Tensor, z: Tensor
 ) -> list[Term]:
     # With A = Σ_j |c_jk| = conv(|x|, |w|) and Σc^± = (z - b ± A)/2:
     #   z > 0: den = z + γ(Σc⁺ + b⁺) = (1 + γ/2) z + (γ/2)(A + |b|)
@@ -274,7 +265,7 @@ def _masked_reciprocal(z: Tensor, eps: float) -> Tensor:
     return sign.mul_(_reciprocal(z, eps))
 
 
-def _terms_alpha_beta(rule: AlphaBeta, op: LinearOp, x: Tensor, z: Tensor) -> list[Term]:
+def _terms_alpha_beta(rule: rules.AlphaBeta, op: LinearOp, x: Tensor, z: Tensor) -> list[Term]:
     x_abs = x.abs()
     a = op.forward(x_abs, op.abs_weight())
     z0 = z if op.bias is None else z - op.channels(op.bias, z.ndim)
@@ -292,7 +283,7 @@ def _terms_alpha_beta(rule: AlphaBeta, op: LinearOp, x: Tensor, z: Tensor) -> li
     ]
 
 
-def _terms_zbox(rule: ZBox, op: LinearOp, x: Tensor, z: Tensor) -> list[Term]:
+def _terms_zbox(rule: rules.ZBox, op: LinearOp, x: Tensor, z: Tensor) -> list[Term]:
     # x w - l w⁺ - h w⁻ = (x - c) w + r |w| with centre c = (l + h)/2 and radius r = (h - l)/2;
     # the bias cancels in Zennit's ZBox, so it is left out here.
     low = torch.as_tensor(rule.low, dtype=x.dtype, device=x.device)
@@ -305,7 +296,9 @@ def _terms_zbox(rule: ZBox, op: LinearOp, x: Tensor, z: Tensor) -> list[Term]:
     return [Term(shifted, f, op.weight), Term(radius, f.clone(), op.abs_weight())]
 
 
-def _terms_input_free(weight: Tensor, rule: WSquare | Flat, op: LinearOp, x: Tensor) -> list[Term]:
+def _terms_input_free(
+    weight: Tensor, rule: rules.WSquare | rules.Flat, op: LinearOp, x: Tensor
+) -> list[Term]:
     # R_j = Σ_k v_jk / Σ_j' v_j'k · R_k with v = w² or 1: the transposed layer with weights v on
     # R / stab(layer(1, v)), times 1 for every input. Padding is zeros, so only real inputs count.
     ones = torch.ones_like(x)
@@ -313,22 +306,22 @@ def _terms_input_free(weight: Tensor, rule: WSquare | Flat, op: LinearOp, x: Ten
     return [Term(ones, _reciprocal(den, rule.stabilizer), weight)]
 
 
-def _terms_wsquare(rule: WSquare, op: LinearOp, x: Tensor, z: Tensor) -> list[Term]:
+def _terms_wsquare(rule: rules.WSquare, op: LinearOp, x: Tensor, z: Tensor) -> list[Term]:
     return _terms_input_free(op.squared_weight(), rule, op, x)
 
 
-def _terms_flat(rule: Flat, op: LinearOp, x: Tensor, z: Tensor) -> list[Term]:
+def _terms_flat(rule: rules.Flat, op: LinearOp, x: Tensor, z: Tensor) -> list[Term]:
     return _terms_input_free(op.flat_weight(), rule, op, x)
 
 
 _RULE_TERMS = {
-    Epsilon: _terms_epsilon,
-    WSquare: _terms_wsquare,
-    Flat: _terms_flat,
-    Gamma: _terms_gamma,
-    GeneralizedGamma: _terms_generalized_gamma,
-    AlphaBeta: _terms_alpha_beta,
-    ZBox: _terms_zbox,
+    rules.Epsilon: _terms_epsilon,
+    rules.WSquare: _terms_wsquare,
+    rules.Flat: _terms_flat,
+    rules.Gamma: _terms_gamma,
+    rules.GeneralizedGamma: _terms_generalized_gamma,
+    rules.AlphaBeta: _terms_alpha_beta,
+    rules.ZBox: _terms_zbox,
 }
 
 
@@ -336,7 +329,7 @@ class _RuleFunction(torch.autograd.Function):
     """Forward: the layer's output. Backward: the rule's relevance of the input (see module doc)."""
 
     @staticmethod
-    def forward(ctx, x: Tensor, op: LinearOp, rule: Rule) -> Tensor:  # type: ignore[override]
+    def forward(ctx, x: Tensor, op: LinearOp, rule: rules.Rule) -> Tensor:  # type: ignore[override]
         z = op.forward(x, op.weight, op.bias)
         terms = _RULE_TERMS[type(rule)](rule, op, x, z)
         ctx.op = op
@@ -379,7 +372,7 @@ class _PassFunction(torch.autograd.Function):
 class RuleLayer(nn.Module):
     """Stands in for a linear layer (plus folded BatchNorm) in the prepared copy."""
 
-    def __init__(self, op: LinearOp, rule: Rule) -> None:
+    def __init__(self, op: LinearOp, rule: rules.Rule) -> None:
         super().__init__()
         if type(rule) not in _RULE_TERMS:
             raise TypeError(f"not an LRP rule: {rule!r}")
