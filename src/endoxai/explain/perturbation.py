@@ -140,22 +140,6 @@ def baseline_images(
     raise ValueError(f"unknown baseline {kind!r}; choose from {', '.join(BASELINES)}")
 
 
-def perturbation_curves(
-    model: nn.Module,
-    image: torch.Tensor,
-    target: torch.Tensor,
-    ranks: dict[str, torch.Tensor],
-    counts: Sequence[int],
-    baseline: torch.Tensor,
-    batch_size: int = 8,
-    precision: str = "fp32",
-    on_batch: Callable[[int], None] | None = None,
-) -> dict[str, np.ndarray]:
-    """The explained-score curves of ``perturbation_scores`` (its ``"logit"`` part)."""
-    return perturbation_scores(model, image, target, ranks, counts, baseline, batch_size,
-                               precision, on_batch)["logit"]
-
-
 def dice_to_target(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """(N, C, H, W) logits, bool target broadcastable to them -> (N,) float64 Dice of the
     prediction ``logit > 0`` against the target (1 where both are empty)."""
@@ -219,7 +203,7 @@ def perturbation_scores(
 
 
 def perturbation_passes(n_curves: int, counts: Sequence[int]) -> int:
-    """Images ``perturbation_curves`` runs through the model for ``n_curves`` orders: the
+    """Images ``perturbation_scores`` runs through the model for ``n_curves`` orders: the
     unperturbed image once, then every order at every step after the first."""
     return 1 + n_curves * (len(counts) - 1)
 
