@@ -143,25 +143,24 @@ def run(args: argparse.Namespace) -> int:
         checkpoint, split_file, output = model_path(args), None, args.output
     progress = not (args.quiet or args.no_progress)
     device = resolve_device(args.device)
+    # what every driver below is given besides its settings
+    common = dict(split_file=split_file, n_images=args.n_images, progress=progress, device=device)
     if args.search_composites:
         from endoxai.explain import composite_search as cs
 
         found, paths = cs.search_composites_files(
-            checkpoint, args.data, output, split_file=split_file, n_images=args.n_images,
-            settings=settings, progress=progress, device=device)
+            checkpoint, args.data, output, settings=settings, **common)
         print(cs.format_search_table(found))
         print(f"wrote {paths['json']}, {paths['md'].name}")
         return 0
     if perturbation:
         result, paths = ff.evaluate_explanation_files(
-            checkpoint, args.data, output, split_file=split_file, n_images=args.n_images,
-            settings=settings, progress=progress, device=device)
+            checkpoint, args.data, output, settings=settings, **common)
         print(ff.format_table(result))
         print(f"wrote {paths['json']}, {paths['csv'].name}, {paths['png'].name}")
     if checks is not None:
         checked, paths = sf.evaluate_sanity_files(
-            checkpoint, args.data, output, split_file=split_file, n_images=args.n_images,
-            settings=checks, progress=progress, device=device)
+            checkpoint, args.data, output, settings=checks, **common)
         print(sf.format_sanity_table(checked))
         print(f"wrote {paths['json']}, {paths['csv'].name}, {paths['png'].name}")
     return 0
