@@ -8,6 +8,7 @@ import asyncio
 import http.client
 import json
 import logging
+import signal
 import sys
 import threading
 import time
@@ -15,9 +16,11 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+import uvicorn.server as uvicorn_server
 
 from endoxai.cli import build_parser
-from endoxai.errors import UserError
+from endoxai.errors import Interrupted, UserError
+from endoxai.view import server as server_module
 from endoxai.view.app import Superseded, Worker
 from endoxai.view.server import is_loopback, make_server, open_socket
 from endoxai.view.store import MAX_UPLOAD_BYTES
@@ -69,6 +72,23 @@ def test_binding_another_address_warns_about_no_authentication(view_files, caplo
         sock.close()
     assert len(caplog.records) == 1
     assert "no authentication" in caplog.records[0].getMessage()
+
+
+def test_a_stop_signal_caught_by_the_server_ends_serve_as_an_interruption(view_files, monkeypatch):
+    # uvicorn raises the caught signal again after shutting down, but asyncio's SIGINT handler
+    # may turn that into nothing; without that re-raise serve must still end as interrupted
+    monkeypatch.setattr(uvicorn_server.signal, "raise_signal", lambda sig: None)
+    made = {}
+
+    def spy(*args, **kwargs):
+        made["server"], sock = make_server(*args, **kwargs)
+        threading.Timer(0.5, made["server"].handle_exit, (signal.SIGINT, None)).start()
+        return made["server"], sock
+
+    monkeypatch.setattr(server_module, "make_server", spy)
+    with pytest.raises(Interrupted) as stopped:
+        server_module.serve(make_viewer(view_files, masks=False), "127.0.0.1", 0)
+    assert stopped.value.signum == signal.SIGINT
 
 
 def test_a_busy_port_is_a_one_line_user_error(live_server):

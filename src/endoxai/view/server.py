@@ -7,10 +7,11 @@ import logging
 import socket
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import FrameType
 
 import uvicorn
 
-from endoxai.errors import UserError
+from endoxai.errors import Interrupted, UserError
 from endoxai.view import DEFAULT_HOST, DEFAULT_PORT
 from endoxai.view.app import create_app
 from endoxai.view.store import ImageStore
@@ -75,7 +76,20 @@ def make_server(viewer: Viewer, host: str = DEFAULT_HOST, port: int = DEFAULT_PO
     config = uvicorn.Config(app, log_config=None, log_level="warning", access_log=False,
                             lifespan="on", ws="none",
                             timeout_graceful_shutdown=SHUTDOWN_GRACE_S)
-    return uvicorn.Server(config), sock
+    return _Server(config), sock
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, remembering the first stop signal it caught. uvicorn raises that signal
+    again after its graceful shutdown, but asyncio's own SIGINT handler then only cancels a task
+    that may already have finished, so whether the caller sees KeyboardInterrupt is a race."""
+
+    stopped_by: int | None = None
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.stopped_by is None:
+            self.stopped_by = int(sig)
+        super().handle_exit(sig, frame)
 
 
 def serve(viewer: Viewer, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
@@ -92,6 +106,8 @@ def serve(viewer: Viewer, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
         server.run(sockets=[sock])
     finally:
         sock.close()
+    if server.stopped_by is not None:  # exit 130 / 143 every time, not only when the race is won
+        raise Interrupted(server.stopped_by)
 
 
 def launch(checkpoint: str | Path | None = None, model: str | None = None,
