@@ -62,8 +62,9 @@ def test_lerf_fall_and_deviation():
 
 
 def row(name, morf, fall, rho, candidate=True):
+    # the plain ρ is high for everyone, as on real U-Nets: only the partial ρ may gate
     return {"method": name, "candidate": candidate, "aopc_morf": morf, "lerf_fall": fall,
-            "rho_decoder": rho}
+            "rho_decoder": 0.9, "partial_rho_decoder": rho}
 
 
 def test_choose_rule():
@@ -72,7 +73,7 @@ def test_choose_rule():
             row("c", 4.0, 0.0, 0.4),  # the only one that passes both gates
             row("gradient", 99.0, 0.0, 0.1, candidate=False)]  # references are never chosen
     assert choose(rows)[0] == "c"
-    rows[2]["rho_decoder"] = 0.6  # nobody passes the sanity gate: the LeRF gate alone
+    rows[2]["partial_rho_decoder"] = 0.6  # nobody passes the sanity gate: the LeRF gate alone
     chosen, rule = choose(rows)
     assert chosen == "b" and "none had" in rule
     assert choose([row("a", 9.0, 0.5, 0.1)])[0] is None
@@ -98,6 +99,7 @@ def test_small_search_end_to_end():
     assert morf == sorted(morf, reverse=True)
     gradient = next(r for r in result["rows"] if r["method"] == "gradient")
     assert gradient["morf_vs_gradient"] == pytest.approx(1.0)
-    assert all(r["rho_decoder"] is not None for r in result["rows"] if r["method"] != "random")
+    for key in ("rho_decoder", "partial_rho_decoder"):
+        assert all(r[key] is not None for r in result["rows"] if r["method"] != "random")
     table = format_search_table(result)
     assert table.count("\n| ") == len(methods) and "Chosen:" in table

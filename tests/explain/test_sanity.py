@@ -124,6 +124,15 @@ def test_similarity_falls_as_the_cascade_goes_deeper(bias_free_result):
     assert all(v < 0.999 for v in bias_free_result.similarity["skips"]["gradient"]["spearman"])
 
 
+@pytest.mark.slow
+def test_every_stage_has_the_partial_rank_correlation(bias_free_result):
+    for stage, per_method in bias_free_result.similarity.items():
+        for method, values in per_method.items():
+            partial, plain = values["spearman_partial"], values["spearman"]
+            assert len(partial) == 2 and all(-1 <= v <= 1 for v in partial), (stage, method)
+            assert partial != plain, (stage, method)
+
+
 def test_empty_predictions_are_skipped_and_bad_input_refused():
     g = trained_like(seed=2)
     with torch.no_grad():

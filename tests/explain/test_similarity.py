@@ -8,7 +8,16 @@ import numpy as np
 import pytest
 import torch
 
-from endoxai.explain.similarity import average_ranks, mean_interval, normalise_abs, spearman, ssim
+from endoxai.explain.similarity import (
+    average_ranks,
+    centred_ranks,
+    chessboard_distance,
+    mean_interval,
+    normalise_abs,
+    partial_rank_correlation,
+    spearman,
+    ssim,
+)
 
 stats = pytest.importorskip("scipy.stats")
 
@@ -32,6 +41,42 @@ def test_spearman_matches_scipy_with_and_without_ties():
     assert spearman(a, -a).tolist() == pytest.approx([-1.0] * 3)
     assert spearman(a, torch.exp(a)).tolist() == pytest.approx([1.0] * 3)  # ranks only
     assert math.isnan(spearman(torch.ones(1, 4, 4), a[:1, :4, :4]).item())
+
+
+def test_partial_rank_correlation_is_the_correlation_of_rank_residuals():
+    gen = torch.Generator().manual_seed(1)
+    c = torch.randn(2, 15, 15, generator=gen)
+    a = c + 0.5 * torch.randn(2, 15, 15, generator=gen)
+    b = c + 0.5 * torch.randn(2, 15, 15, generator=gen)
+    b[1] = b[1] + 0.7 * a[1]  # a link beyond the common cause, in the second pair
+    ours = partial_rank_correlation(centred_ranks(a), centred_ranks(b), centred_ranks(c))
+    for i in range(2):
+        ra, rb, rc = (stats.rankdata(m[i].flatten().numpy()) for m in (a, b, c))
+        design = np.stack([np.ones_like(rc), rc], 1)
+        res_a = ra - design @ np.linalg.lstsq(design, ra, rcond=None)[0]
+        res_b = rb - design @ np.linalg.lstsq(design, rb, rcond=None)[0]
+        expected = np.corrcoef(res_a, res_b)[0, 1]
+        assert ours[i].item() == pytest.approx(expected, abs=1e-10)
+    # alike through c only: high ρ, partial ρ near 0; the added link survives the partialling
+    assert spearman(a, b)[0] > 0.6 and abs(ours[0].item()) < 0.15
+    assert ours[1].item() > 0.4
+    assert math.isnan(partial_rank_correlation(*(centred_ranks(c[:1]),) * 3).item())
+    # a constant c (a target that covers the image) takes nothing out
+    flat = centred_ranks(torch.zeros(2, 15, 15))
+    assert partial_rank_correlation(centred_ranks(a), centred_ranks(b), flat).tolist() == \
+        pytest.approx(spearman(a, b).tolist(), abs=1e-12)
+
+
+def test_chessboard_distance_to_a_mask():
+    mask = torch.zeros(2, 1, 5, 6, dtype=torch.bool)
+    mask[0, 0, 1, 1] = True
+    mask[1, 0, :, 5] = True
+    d = chessboard_distance(mask)
+    assert d.shape == (2, 5, 6)
+    assert d[0].tolist() == [[1, 1, 1, 2, 3, 4], [1, 0, 1, 2, 3, 4], [1, 1, 1, 2, 3, 4],
+                             [2, 2, 2, 2, 3, 4], [3, 3, 3, 3, 3, 4]]
+    assert d[1, 0].tolist() == [5, 4, 3, 2, 1, 0]
+    assert chessboard_distance(torch.zeros(1, 4, 4, dtype=torch.bool)).eq(0).all()
 
 
 def test_ssim_of_constant_maps_is_the_luminance_term():

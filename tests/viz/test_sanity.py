@@ -32,3 +32,15 @@ def test_lines_and_bars_follow_the_summary():
     assert heights == [0.3, 0.4, 0.7, 0.8]
     labels = [t.get_text() for t in spearman_cascade.get_xticklabels()]
     assert labels == ["original", "+up2", "+down2"]
+
+
+def test_the_partial_rank_correlation_gets_its_own_column():
+    summary = {stage: {"gradient": {"spearman": stats(0.9), "spearman_partial": stats(m),
+                                    "ssim": stats(0.5)}}
+               for stage, m in {"up2": 0.6, "down2": 0.1, "decoder": 0.3, "skips": 0.4}.items()}
+    fig = sanity_figure(summary, STAGES)
+    assert len(fig.axes) == 6
+    partial_cascade, partial_parts = fig.axes[1], fig.axes[4]
+    assert "distance" in partial_cascade.get_ylabel()
+    np.testing.assert_allclose(partial_cascade.get_lines()[0].get_ydata(), [1.0, 0.6, 0.1])
+    assert sorted(round(p.get_height(), 6) for p in partial_parts.patches) == [0.3, 0.4]

@@ -19,8 +19,10 @@ of ``explain.faithfulness`` and with the sanity check's decoder-only randomisati
    a *rise* is allowed, since removing the evidence a signed map ranks last, the evidence
    *against* the prediction, should raise the score; ``lerf_deviation``, which counts a rise
    too, is reported beside it);
-2. of those, keep the ones whose maps change once the decoder is randomised (mean Spearman ρ of
-   |R| below 0.5), if any does;
+2. of those, keep the ones whose maps change once the decoder is randomised, if any does: mean
+   Spearman ρ of |R| below 0.5 beyond what the distance to the target predicts
+   (``spearman_partial`` of ``explain.sanity``; the plain ρ of every method, a random network's
+   included, stays high because relevance stays near its target);
 3. choose the highest MoRF AOPC.
 
 The images must not be the ones a result will be reported on: ``endoxai evaluate-explanations
@@ -62,7 +64,7 @@ PREFIX = "search:"
 JSON_NAME = "composite_search.json"
 TABLE_NAME = "composite_search.md"
 LERF_TOLERANCE = 0.10  # the LeRF curve may fall at most 10 % below f_0 over the first half
-SANITY_LIMIT = 0.5  # Spearman ρ of |R| once the decoder is randomised
+SANITY_LIMIT = 0.5  # partial Spearman ρ of |R| (given the distance to the target), decoder random
 SANITY_STAGE = "decoder"
 
 INPUT_RULES = {"box": ZBox(-1.0, 1.0), "flat": Flat(), "w2": WSquare()}
@@ -181,6 +183,7 @@ def _rows(faith: FaithfulnessResult, checks: SanityResult,
     for method, s in summary.items():
         composite = method[len(LRP_PREFIX):] if method.startswith(LRP_PREFIX) else None
         rho = sanity.get(method, {}).get("spearman", {})
+        partial = sanity.get(method, {}).get("spearman_partial", {})
         rows.append({
             "method": method,
             "candidate": composite in grid,
@@ -194,6 +197,9 @@ def _rows(faith: FaithfulnessResult, checks: SanityResult,
             "lerf_deviation": lerf_deviation(s["curve_lerf"]),
             "rho_decoder": rho.get("mean"), "rho_decoder_low": rho.get("low"),
             "rho_decoder_high": rho.get("high"),
+            "partial_rho_decoder": partial.get("mean"),
+            "partial_rho_decoder_low": partial.get("low"),
+            "partial_rho_decoder_high": partial.get("high"),
             "mass_accuracy": s["mass_accuracy"],
         })
     rows.sort(key=lambda r: -(r["aopc_morf"] if r["aopc_morf"] is not None else -math.inf))
@@ -211,14 +217,15 @@ def choose(rows: Sequence[Mapping[str, Any]]) -> tuple[str | None, str]:
     flat = [r for r in pool if r["lerf_fall"] is not None and r["lerf_fall"] <= LERF_TOLERANCE]
     if not flat:
         return None, f"every candidate's LeRF curve falls more than {LERF_TOLERANCE:.0%} below f_0"
-    sane = [r for r in flat if r["rho_decoder"] is not None and r["rho_decoder"] < SANITY_LIMIT]
+    sane = [r for r in flat if r.get("partial_rho_decoder") is not None
+            and r["partial_rho_decoder"] < SANITY_LIMIT]
     if sane:
         best = max(sane, key=lambda r: r["aopc_morf"])
         return best["method"], (f"highest MoRF AOPC of the {len(sane)} candidate(s) whose LeRF "
-                                f"curve stays high and ρ(decoder) < {SANITY_LIMIT}")
+                                f"curve stays high and partial ρ(decoder) < {SANITY_LIMIT}")
     best = max(flat, key=lambda r: r["aopc_morf"])
     return best["method"], (f"highest MoRF AOPC of the {len(flat)} candidate(s) whose LeRF curve "
-                            f"stays high; none had ρ(decoder) < {SANITY_LIMIT}")
+                            f"stays high; none had partial ρ(decoder) < {SANITY_LIMIT}")
 
 
 def format_search_table(result: Mapping[str, Any], limit: int | None = None) -> str:
@@ -230,20 +237,25 @@ def format_search_table(result: Mapping[str, Any], limit: int | None = None) -> 
     shown += candidates_[:limit] if limit else candidates_
     shown.sort(key=lambda r: -(r["aopc_morf"] if r["aopc_morf"] is not None else -math.inf))
     lines = ["| method | MoRF AOPC ↑ | × gradient | > gradient on | LeRF AOPC | LeRF fall / off "
-             "f_0, first half | ρ(\\|R\\|), decoder randomised ↓ |",
-             "|---|---|---|---|---|---|---|"]
+             "f_0, first half | ρ(\\|R\\|), decoder randomised | the same, beyond distance ↓ |",
+             "|---|---|---|---|---|---|---|---|"]
     n = len(result["names"])
     for r in shown:
         name = f"**{r['method']}**" if r["method"] == result["chosen"] else r["method"]
-        rho = "—" if r["rho_decoder"] is None else (
-            f"{r['rho_decoder']:.2f} [{_fmt(r['rho_decoder_low'])}, {_fmt(r['rho_decoder_high'])}]")
+        rho, partial = (_interval(r, key) for key in ("rho_decoder", "partial_rho_decoder"))
         lines.append(f"| {name} | {_fmt(r['aopc_morf'])} ± {_fmt(r['aopc_morf_sem'])} | "
                      f"{_fmt(r['morf_vs_gradient'])} | {r['better_than_gradient']}/{n} | "
                      f"{_fmt(r['aopc_lerf'])} | {_percent(r['lerf_fall'])} / "
-                     f"{_percent(r['lerf_deviation'])} | {rho} |")
+                     f"{_percent(r['lerf_deviation'])} | {rho} | {partial} |")
     lines.append("")
     lines.append(f"Chosen: {result['chosen'] or 'none'} ({result['rule']}).")
     return "\n".join(lines)
+
+
+def _interval(row: Mapping[str, Any], key: str) -> str:
+    if row.get(key) is None:
+        return "—"
+    return f"{row[key]:.2f} [{_fmt(row[key + '_low'])}, {_fmt(row[key + '_high'])}]"
 
 
 def _fmt(value: float | None) -> str:

@@ -81,8 +81,8 @@ def write_sanity(result: SanityResult, output_dir: str | Path) -> dict[str, Path
 
 def format_sanity_table(result: SanityResult | dict[str, Any]) -> str:
     """Plain-text table: one row per method, the mean Spearman ρ of |R| (with its 95 % interval)
-    after each independent randomisation and at the end of the cascade, and the mean SSIM once
-    the decoder is randomised. ``result``: a ``SanityResult`` or a read ``sanity.json``."""
+    after each independent randomisation and at the end of the cascade, and, once the decoder is
+    randomised, the same ρ beyond the distance to the target (its interval) and the mean SSIM. ``result``: a ``SanityResult`` or a read ``sanity.json``."""
     summary = result.summary() if isinstance(result, SanityResult) else result["summary"]
     stages = result.stages if isinstance(result, SanityResult) else result["stages"]
     names = result.names if isinstance(result, SanityResult) else result["names"]
@@ -95,7 +95,7 @@ def format_sanity_table(result: SanityResult | dict[str, Any]) -> str:
     header = f"{'method':<26} " + " ".join(f"{labels[c]:>20}" for c in columns)
     has_key = KEY_STAGE in summary
     if has_key:
-        header += f" {'SSIM decoder only':>18}"
+        header += f" {'ρ beyond distance, decoder only':>32} {'SSIM decoder only':>18}"
     lines = [f"Randomisation sanity check on {len(names)} image(s): similarity of |R| to the "
              "trained model's maps (1 = unchanged; lower = the map depends on those weights)",
              header]
@@ -103,7 +103,9 @@ def format_sanity_table(result: SanityResult | dict[str, Any]) -> str:
         cells = [_interval(summary[c][method]["spearman"]) for c in columns]
         line = f"{method:<26} " + " ".join(f"{cell:>20}" for cell in cells)
         if has_key:
-            line += f" {fmt(summary[KEY_STAGE][method]['ssim']['mean'], 2):>18}"
+            key = summary[KEY_STAGE][method]
+            line += (f" {_interval(key.get('spearman_partial', {})):>32}"
+                     f" {fmt(key['ssim']['mean'], 2):>18}")
         lines.append(line)
     return "\n".join(lines)
 

@@ -52,10 +52,39 @@ def rank_correlation(ra: torch.Tensor, rb: torch.Tensor) -> torch.Tensor:
                        torch.full_like(den, math.nan))
 
 
+def partial_rank_correlation(ra: torch.Tensor, rb: torch.Tensor, rc: torch.Tensor) -> torch.Tensor:
+    """(N,) Spearman's ρ of a and b with c held fixed, from three ``centred_ranks``: the partial
+    correlation (ρab − ρac ρbc) / √((1 − ρac²)(1 − ρbc²)), that is the correlation of a's and b's
+    ranks once each is rid of its linear fit on c's ranks. A constant c holds nothing to take out
+    (the partial ρ is the plain one); NaN where a or b is constant or c ranks one of them exactly.
+    """
+    ab, ac, bc = rank_correlation(ra, rb), rank_correlation(ra, rc), rank_correlation(rb, rc)
+    constant = (rc.square().sum(1) == 0).to(ab.device)
+    ac, bc = (torch.where(constant, torch.zeros_like(r), r) for r in (ac, bc))
+    den = ((1 - ac.square()) * (1 - bc.square())).clamp(min=0).sqrt()
+    return torch.where(den > 1e-12, (ab - ac * bc) / den.clamp(min=1e-12),
+                       torch.full_like(den, math.nan))
+
+
 def spearman(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """(N, ...) maps -> (N,) float64 Spearman rank correlation of each pair (with tie-averaged
     ranks); NaN where one map is constant."""
     return rank_correlation(centred_ranks(a), centred_ranks(b))
+
+
+def chessboard_distance(mask: torch.Tensor) -> torch.Tensor:
+    """(N, H, W) or (N, 1, H, W) boolean masks -> (N, H, W) float32: each pixel's chessboard
+    distance in pixels to the nearest mask pixel (0 on the mask; 0 everywhere for an empty mask),
+    found by growing the mask one 3 × 3 dilation at a time."""
+    grown = mask.reshape(mask.shape[0], 1, *mask.shape[-2:]).float()
+    dist = torch.zeros_like(grown)
+    for step in range(1, max(grown.shape[-2:])):
+        wider = F.max_pool2d(grown, 3, stride=1, padding=1)
+        if torch.equal(wider, grown):
+            break
+        dist += (wider - grown) * step  # the ring reached at this step
+        grown = wider
+    return dist[:, 0]
 
 
 def _window(dtype: torch.dtype) -> torch.Tensor:

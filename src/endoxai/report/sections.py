@@ -16,6 +16,7 @@ import numpy as np
 
 from endoxai import __version__
 from endoxai.explain.methods import RANDOM
+from endoxai.explain.sanity_files import KEY_STAGE
 from endoxai.formatting import fmt, fmt_pm
 from endoxai.report.history import best_epoch, training_curves_figure
 from endoxai.report.numbers import GalleryEntry, ReportNumbers
@@ -310,7 +311,10 @@ def sanity(numbers: ReportNumbers, pictures: Pictures) -> str:
     columns += cascade[-1:]
     labels = [f"{c} only" if c not in cascade else f"all blocks (to {c})" for c in columns]
     methods = list(next(iter(summary.values()))) if summary else []
-    rows = [[esc(m)] + [_spread(summary[c][m]["spearman"]) for c in columns] for m in methods]
+    partial = KEY_STAGE in summary
+    rows = [[esc(m)] + [_spread(summary[c][m]["spearman"]) for c in columns]
+            + ([_spread(summary[KEY_STAGE][m].get("spearman_partial", {}))] if partial else [])
+            for m in methods]
     src = pictures.figure("sanity", sanity_figure(summary, stages))
     return (head + "<p class=\"note\">Randomisation sanity checks (Adebayo et al. 2018): the "
             "generator's blocks are randomised from the output inward (up8, then up7, ... down1) "
@@ -318,9 +322,12 @@ def sanity(numbers: ReportNumbers, pictures: Pictures) -> str:
             "map is compared with the trained model's: Spearman rank correlation of |R| (table; "
             "mean and 95 % bootstrap interval over "
             f"{len(checks.get('names', []))} image(s)) and SSIM (figure). 1 = unchanged; a map "
-            "that stays near 1 did not depend on the randomised weights. From "
+            "that stays near 1 did not depend on the randomised weights. A U-Net's relevance "
+            "stays near its target whatever the weights, so the last column takes out what the "
+            "distance to the target alone predicts (partial ρ). From "
             f"<code>{esc(path)}</code>.</p>"
-            + table(["method", *(f"ρ, {label}" for label in labels)], rows,
+            + table(["method", *(f"ρ, {label}" for label in labels)]
+                    + (["ρ beyond distance, decoder only"] if partial else []), rows,
                     table_id="table-sanity")
             + "<figure>" + image(src, "similarity to the trained model's maps vs randomised "
                                  "depth", "plot") + "</figure>")

@@ -2,8 +2,8 @@
 
 Top row: the cascade (``up_D`` first, then deeper, then the encoder from ``down_D`` to
 ``down1``), one line per method with its 95 % interval over images as a band, for Spearman's ρ
-of |R| (left) and SSIM (right); the first point, "original", is the trained model (1 by
-definition). Bottom row: the independent randomisations (encoder, decoder, skips) as grouped
+of |R|, the same ρ beyond what the distance to the target predicts (partial ρ) and SSIM, left
+to right; the first point, "original", is the trained model (1 by definition). Bottom row: the independent randomisations (encoder, decoder, skips) as grouped
 bars with their intervals.
 """
 
@@ -18,7 +18,9 @@ from matplotlib.figure import Figure
 
 from endoxai.viz.style import legend_below, method_colour
 
-MEASURE_LABELS = {"spearman": "Spearman ρ of |R|", "ssim": "SSIM of |R| / max|R|"}
+MEASURE_LABELS = {"spearman": "Spearman ρ of |R|",
+                  "spearman_partial": "ρ beyond the distance to the target",
+                  "ssim": "SSIM of |R| / max|R|"}
 
 
 def sanity_figure(summary: Mapping[str, Mapping[str, Mapping[str, Mapping[str, Any]]]],
@@ -31,13 +33,16 @@ def sanity_figure(summary: Mapping[str, Mapping[str, Mapping[str, Mapping[str, A
     methods = list(next(iter(summary.values()))) if summary else []
     colours = {m: method_colour(i) for i, m in enumerate(methods)}
     rows = int(bool(cascade)) + int(bool(independent))
-    fig = Figure(figsize=(13, 4.6 * max(rows, 1) + 0.8), layout="constrained")
+    # results written before the partial ρ existed have two measures
+    measures = [m for m in MEASURE_LABELS
+                if all(m in per for per_stage in summary.values() for per in per_stage.values())]
+    fig = Figure(figsize=(6.5 * len(measures), 4.6 * max(rows, 1) + 0.8), layout="constrained")
     FigureCanvasAgg(fig)
-    axes = np.atleast_2d(fig.subplots(max(rows, 1), 2, squeeze=False))
+    axes = np.atleast_2d(fig.subplots(max(rows, 1), len(measures), squeeze=False))
     row = 0
     if cascade:
         x = np.arange(len(cascade) + 1)
-        for ax, measure in zip(axes[row], MEASURE_LABELS):
+        for ax, measure in zip(axes[row], measures):
             for method in methods:
                 mean, low, high = _series(summary, cascade, method, measure)
                 ax.plot(x, mean, marker=".", lw=1.5, color=colours[method], label=method)
@@ -54,7 +59,7 @@ def sanity_figure(summary: Mapping[str, Mapping[str, Mapping[str, Mapping[str, A
     if independent:
         x = np.arange(len(independent))
         width = 0.8 / max(len(methods), 1)
-        for ax, measure in zip(axes[row], MEASURE_LABELS):
+        for ax, measure in zip(axes[row], measures):
             for i, method in enumerate(methods):
                 stats = [summary[s][method][measure] for s in independent]
                 mean = np.array([_value(st, "mean") for st in stats])
