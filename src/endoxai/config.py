@@ -84,6 +84,9 @@ class DataConfig:
     # > 0: that many training images (seeded) become the validation set that picks the best epoch,
     # and the dataset's validation images become a test set that training never looks at.
     holdout: int = 0
+    # true: each training image is paired with another image's mask (a seeded derangement), so
+    # the model can learn no real image-mask relation: the data-randomisation sanity check
+    shuffle_masks: bool = False
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def __post_init__(self) -> None:

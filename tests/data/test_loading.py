@@ -4,6 +4,7 @@ import io
 import logging
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
@@ -87,3 +88,27 @@ def test_images_are_resized_to_the_model_size(tmp_path, synth):
     expected = np.zeros((16, 16), dtype=np.uint8)
     expected[:, :8] = 1
     np.testing.assert_array_equal(arrays.masks[0, 0].numpy(), expected)
+
+
+def test_shuffle_masks_gives_every_image_another_images_mask():
+    from endoxai.data import Arrays, shuffle_masks
+    from endoxai.errors import UserError
+
+    n = 7
+    masks = torch.arange(n, dtype=torch.uint8).view(n, 1, 1, 1).expand(n, 1, 2, 2).clone()
+    arrays = Arrays(torch.zeros(n, 3, 2, 2, dtype=torch.uint8), masks, [f"s{i}" for i in range(n)])
+    for seed in range(20):
+        out = shuffle_masks(arrays, seed)
+        owner = out.masks[:, 0, 0, 0].tolist()  # whose mask each image now has
+        assert sorted(owner) == list(range(n)) and all(o != i for i, o in enumerate(owner))
+        # one cycle through all of them: following the owners visits every image
+        seen, i = set(), 0
+        while i not in seen:
+            seen.add(i)
+            i = owner[i]
+        assert len(seen) == n
+        assert out.images is arrays.images and out.stems == arrays.stems
+    assert torch.equal(shuffle_masks(arrays, 1).masks, shuffle_masks(arrays, 1).masks)
+    assert not torch.equal(shuffle_masks(arrays, 1).masks, shuffle_masks(arrays, 2).masks)
+    with pytest.raises(UserError, match="two"):
+        shuffle_masks(Arrays(arrays.images[:1], masks[:1], ["s0"]), 0)

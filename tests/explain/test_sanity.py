@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from torch import nn
@@ -148,3 +150,22 @@ def test_empty_predictions_are_skipped_and_bad_input_refused():
         SanitySettings(methods=("random",))
     with pytest.raises(ValueError, match="unknown independent"):
         SanitySettings(independent=("bottleneck",))
+
+
+def test_the_data_randomised_model_is_compared_as_it_is():
+    g = trained_like(seed=4, dtype=torch.float32)
+    settings = SanitySettings(methods=("gradient",), cascade=False, independent=("decoder",))
+    x = images(1, dtype=torch.float32)
+    same = evaluate_sanity(g, x, ["a"], settings, progress=False, data_random=copy.deepcopy(g))
+    assert [s["name"] for s in same.stages] == ["decoder", "data"]
+    assert same.stages[1]["kind"] == "data"
+    assert same.similarity["data"]["gradient"]["spearman"] == pytest.approx([1.0])  # not redrawn
+    other = evaluate_sanity(g, x, ["a"], settings, progress=False,
+                            data_random=trained_like(seed=5, dtype=torch.float32))
+    assert other.similarity["data"]["gradient"]["spearman"][0] < 0.99
+    assert other.similarity["decoder"] == same.similarity["decoder"]
+    shallow = nn.Module()  # a U-Net of depth 2, the model's is 8
+    for name in ("down1", "down2", "up1", "up2"):
+        shallow.add_module(name, nn.Conv2d(1, 1, 1))
+    with pytest.raises(ValueError, match="depth"):
+        evaluate_sanity(g, x, ["a"], settings, progress=False, data_random=shallow.eval())

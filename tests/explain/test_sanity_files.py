@@ -78,6 +78,24 @@ def test_cli_sanity_after_the_perturbation(tiny_run, tmp_path, capsys):
     assert read_sanity(out)["settings"]["ig_steps"] == 3  # an explicit --ig-steps counts for both
 
 
+def test_cli_data_random_adds_the_data_stage(tiny_run, tmp_path, capsys):
+    torch.set_num_threads(1)
+    out = tmp_path / "data"
+    args = ["evaluate-explanations", "--run", str(tiny_run), "--output", str(out), "--n-images",
+            "1", "--methods", "gradient", "--device", "cpu", "--no-progress",
+            "--data-random", str(tiny_run / "best.pt")]
+    assert main(args) == 2  # without --sanity
+    assert "add --sanity" in capsys.readouterr().err
+    assert main(args + ["--sanity-only"]) == 0
+    data = read_sanity(out)
+    assert data["stages"][-1] == {"name": "data", "kind": "data", "blocks": [],
+                                  "skips_only": False}
+    assert data["settings"]["data_random"] == str(tiny_run / "best.pt")
+    # the run compared with itself: nothing changed
+    assert data["similarity"]["data"]["gradient"]["spearman"] == pytest.approx([1.0])
+    assert "data" in capsys.readouterr().out.splitlines()[1]  # a column of the printed table
+
+
 def test_read_sanity_errors(tmp_path):
     with pytest.raises(UserError, match="not found"):
         read_sanity(tmp_path)

@@ -61,3 +61,29 @@ def test_seeded_runs_are_identical_and_seeds_matter(pair_folder, tmp_path):
 def test_resume_without_checkpoint_is_a_user_error(pair_folder, tmp_path):
     with pytest.raises(UserError, match="no checkpoint"):
         fit(_cfg(1), pair_folder, tmp_path / "none", resume=True, progress=False)
+
+
+def test_shuffle_masks_trains_on_the_deranged_masks_only(pair_folder, tmp_path, monkeypatch,
+                                                        caplog):
+    import endoxai.train.loop as loop
+
+    calls = []
+
+    def spy(arrays, seed):
+        out = loop_shuffle(arrays, seed)
+        calls.append((arrays, out, seed))
+        return out
+
+    loop_shuffle = loop.shuffle_masks
+    monkeypatch.setattr(loop, "shuffle_masks", spy)
+    cfg = _cfg(1).override(model={"width": 8}, train={"seed": 3})
+    fit(cfg, pair_folder, tmp_path / "plain", progress=False)
+    assert calls == []
+    with caplog.at_level("INFO", logger="endoxai"):
+        fit(cfg.override(data={"shuffle_masks": True}), pair_folder, tmp_path / "shuffled",
+            progress=False)
+    [(given, trained, seed)] = calls
+    assert seed == 3 and trained.stems == given.stems
+    assert not any(torch.equal(a, b) for a, b in zip(trained.masks, given.masks))
+    assert "shuffle_masks = true" in (tmp_path / "shuffled" / "config.toml").read_text()
+    assert any("another's mask" in r.getMessage() for r in caplog.records)

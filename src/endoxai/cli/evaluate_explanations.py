@@ -31,10 +31,12 @@ faithfulness.json, faithfulness_per_image.csv, faithfulness_curves.png; prints a
 --sanity also runs the randomisation sanity checks (Adebayo et al. 2018) on the same images: the
 generator's blocks are randomised from the output inward (up8, up7, ... down1, cumulatively) and
 the encoder, decoder and skip-reading weights each on their own; each method's maps are compared
-with the trained model's by Spearman rank correlation of |R| and SSIM (mean over images, 95 %
-bootstrap interval). A map that stays similar did not depend on the randomised weights. Writes
-sanity.json, sanity_per_image.csv and sanity.png next to the faithfulness files and prints a
-table. --sanity-only skips the region perturbation.
+with the trained model's by Spearman rank correlation of |R|, the same correlation beyond what
+each pixel's distance to the target predicts (partial rho: a U-Net's relevance stays near its
+target whatever the weights) and SSIM (mean over images, 95 % bootstrap interval). A map that
+stays similar did not depend on the randomised weights. --data-random adds a model trained on
+shuffled masks. Writes sanity.json, sanity_per_image.csv and sanity.png next to the faithfulness
+files and prints a table. --sanity-only skips the region perturbation.
 
 --search-composites scores a grid of layer-dependent LRP composites (input: z^B, flat or w²;
 encoder: γ, z+ or ε; decoder: γ, z+, ε of three sizes or ε by depth) beside the registered ones
@@ -96,6 +98,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="also run the randomisation sanity checks (see above)")
     p.add_argument("--sanity-only", action="store_true",
                    help="run only the sanity checks, not the region perturbation")
+    p.add_argument("--data-random", type=Path, metavar="PATH",
+                   help="with --sanity: also compare with this model, the same architecture "
+                        "trained on shuffled masks (a recipe with data.shuffle_masks = true)")
     p.add_argument("--search-composites", action="store_true",
                    help="score the grid of candidate composites and choose one (see above); "
                         "nothing else is run")
@@ -116,6 +121,8 @@ def run(args: argparse.Namespace) -> int:
     methods = method_names() if every else [
         m.strip() for m in args.methods.split(",") if m.strip()]
     perturbation, sanity = not args.sanity_only, args.sanity or args.sanity_only
+    if args.data_random is not None and not sanity:
+        raise UserError("--data-random is part of the sanity checks: add --sanity")
     try:
         settings = FaithfulnessSettings(
             methods=tuple(methods), patch=args.patch, steps=args.steps, fraction=args.fraction,
@@ -160,7 +167,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {paths['json']}, {paths['csv'].name}, {paths['png'].name}")
     if checks is not None:
         checked, paths = sf.evaluate_sanity_files(
-            checkpoint, args.data, output, settings=checks, **common)
+            checkpoint, args.data, output, settings=checks, data_random=args.data_random,
+            **common)
         print(sf.format_sanity_table(checked))
         print(f"wrote {paths['json']}, {paths['csv'].name}, {paths['png'].name}")
     return 0

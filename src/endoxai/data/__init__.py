@@ -9,7 +9,7 @@ Typical use in training::
 """
 
 from endoxai.data.augment import augment
-from endoxai.data.cache import Arrays, decode_pair, load_arrays
+from endoxai.data.cache import Arrays, decode_pair, load_arrays, shuffle_masks
 from endoxai.data.check import CheckReport, Problem, check_dataset
 from endoxai.data.download import DATASETS, download
 from endoxai.data.info import DatasetInfo, dataset_info
@@ -40,5 +40,6 @@ __all__ = [
     "read_split",
     "resolve_split",
     "seeded_split",
+    "shuffle_masks",
     "write_split",
 ]

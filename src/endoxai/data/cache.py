@@ -13,7 +13,7 @@ from tqdm import tqdm
 from endoxai.data.io import read_image, read_mask
 from endoxai.data.layouts import DatasetIndex
 from endoxai.data.preprocess import resize_image, resize_mask
-from endoxai.errors import ItemError
+from endoxai.errors import ItemError, UserError
 
 logger = logging.getLogger(__name__)
 
@@ -111,3 +111,15 @@ def load_arrays(
         stems=[stems[i] for i in keep.tolist()],
         failures=[msg for _, msg in sorted(failures)],
     )
+
+
+def shuffle_masks(arrays: Arrays, seed: int) -> Arrays:
+    """The same images, each with another image's mask: a seeded random cycle through all of
+    them, so that no image keeps its own (Adebayo et al. 2018's data randomisation)."""
+    n = len(arrays)
+    if n < 2:
+        raise UserError("data.shuffle_masks needs at least two training pairs")
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    source = torch.empty(n, dtype=torch.long)
+    source[order] = order.roll(-1)  # image order[i] gets the mask of order[i + 1]
+    return Arrays(arrays.images, arrays.masks[source], arrays.stems, arrays.failures)

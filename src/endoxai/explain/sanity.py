@@ -10,6 +10,8 @@ a map depend on the parameters it claims to explain. Adapted here to a U-Net seg
   the ``skips``: the decoder weights that read the skip channels (in ``up_{D+1-k}``, the input
   channels that come from ``down_k``), so the skips still carry the encoder's features but the
   decoder no longer reads them as trained.
+- **Data randomisation** (optional): a model of the same architecture trained on shuffled masks
+  (``data.shuffle_masks``), which learnt no real image-mask relation, is the stage ``data``.
 - **Randomising** a parameter tensor redraws it from a normal distribution with the trained
   tensor's own mean and standard deviation (so activations keep their scale), seeded by the
   parameter's name: a block gets the same draw at every stage it is randomised in. Convolution
@@ -74,6 +76,7 @@ INDEPENDENT = ("encoder", "decoder", "skips")
 # (docs/results.md, sanity checks).
 SANITY_IG_STEPS = 8
 MEASURES = ("spearman", "spearman_partial", "ssim")
+DATA = "data"  # the stage and kind of the model trained on shuffled masks
 ORIGINAL = "original"
 
 
@@ -111,8 +114,8 @@ class SanitySettings:
 @dataclass(frozen=True)
 class Stage:
     """One randomised model: ``name`` (the last block randomised for the cascade, else the part),
-    ``kind`` ("cascade" | "independent"), the whole ``blocks`` redrawn, and whether only the
-    ``skip`` inputs of the decoder were."""
+    ``kind`` ("cascade" | "independent" | "data": the model trained on shuffled masks), the
+    whole ``blocks`` redrawn, and whether only the ``skip`` inputs of the decoder were."""
 
     name: str
     kind: str
@@ -122,6 +125,8 @@ class Stage:
     @property
     def key(self) -> tuple[str, ...]:
         """What the stage redraws: two stages with one key are one randomised model."""
+        if self.kind == DATA:
+            return (DATA,)
         return tuple(sorted(self.blocks)) + (("skips",) if self.skips_only else ())
 
 
@@ -240,17 +245,23 @@ def evaluate_sanity(
     names: Sequence[str] | None = None,
     settings: SanitySettings | None = None,
     progress: bool | None = None,
+    data_random: nn.Module | None = None,
 ) -> SanityResult:
     """Run the randomisation checks of ``settings`` (module docstring) on ``images`` (N, C, H, W,
     in the model's input space) for an eval-mode U-Net ``model`` (children ``down1..downD,
     up1..upD``). ``progress``: a tqdm bar over (stage, method, image) passes (None: only on a
-    terminal)."""
+    terminal). ``data_random``: the same architecture trained on shuffled masks, compared as the
+    stage ``data``."""
     settings = settings or SanitySettings()
     if model.training:
         raise ValueError("put the model in eval mode (model.eval()): dropout and batch statistics "
                          "would make the maps random")
     depth = unet_blocks(model)
     plan = stages(depth, settings)
+    if data_random is not None:
+        if unet_blocks(data_random) != depth:
+            raise ValueError("the data-randomised model must have the model's depth")
+        plan.append(Stage(DATA, DATA, ()))
     n = images.shape[0]
     names = list(names) if names is not None else [f"image{i}" for i in range(n)]
     if len(names) != n:
@@ -288,7 +299,8 @@ def evaluate_sanity(
             key = stage.key
             if key not in computed:  # the decoder alone is the cascade's up1 stage
                 bar.set_postfix_str(stage.name)
-                twin = randomise(model, stage, settings.seed)
+                twin = (randomise(model, stage, settings.seed) if stage.kind != DATA
+                        else data_random.to(ref.device, ref.dtype).eval())
                 maps = attribution_maps(twin, images, target, methods, settings.ig_steps,
                                         settings.batch_size, bar)
                 del twin

@@ -22,6 +22,7 @@ from endoxai.explain.faithfulness_files import choose_images
 from endoxai.explain.sanity import MEASURES, SanityResult, SanitySettings, evaluate_sanity
 from endoxai.fileio import atomic_write_bytes, atomic_write_text, read_json
 from endoxai.formatting import fmt, fmt_csv
+from endoxai.train.checkpoint import load_generator
 from endoxai.viz.figures import figure_png
 from endoxai.viz.sanity import sanity_figure
 
@@ -40,20 +41,26 @@ def evaluate_sanity_files(
     settings: SanitySettings | None = None,
     progress: bool | None = None,
     device: str | torch.device = "cpu",
+    data_random: str | Path | None = None,
 ) -> tuple[SanityResult, dict[str, Path]]:
     """Run the randomisation sanity checks of ``settings`` for the generator in ``checkpoint`` on
     the images ``choose_images`` picks (the first ``n_images`` validation images with a
     non-empty prediction) and write ``write_sanity``'s files into ``output_dir``. Returns the
-    result and the written paths; UserError for a bad checkpoint, dataset or setting."""
+    result and the written paths; UserError for a bad checkpoint, dataset or setting.
+    ``data_random``: a checkpoint of the same architecture trained on shuffled masks
+    (``data.shuffle_masks``), compared as the stage ``data``."""
     settings = settings or SanitySettings()
     chosen = choose_images(checkpoint, data, split_file, n_images, progress, device)
+    shuffled = None if data_random is None else load_generator(data_random, device)[0]
     try:
-        result = evaluate_sanity(chosen.model, chosen.images, chosen.names, settings, progress)
+        result = evaluate_sanity(chosen.model, chosen.images, chosen.names, settings, progress,
+                                 data_random=shuffled)
     except ValueError as err:  # e.g. not a U-Net
         raise UserError(str(err)) from err
     result.skipped = chosen.skipped + result.skipped
     result.settings.update(checkpoint=str(checkpoint), dataset=chosen.dataset,
-                           split_file=None if split_file is None else str(split_file))
+                           split_file=None if split_file is None else str(split_file),
+                           data_random=None if data_random is None else str(data_random))
     return result, write_sanity(result, output_dir)
 
 
@@ -86,7 +93,7 @@ def format_sanity_table(result: SanityResult | dict[str, Any]) -> str:
     summary = result.summary() if isinstance(result, SanityResult) else result["summary"]
     stages = result.stages if isinstance(result, SanityResult) else result["stages"]
     names = result.names if isinstance(result, SanityResult) else result["names"]
-    columns = [s["name"] for s in stages if s["kind"] == "independent"]
+    columns = [s["name"] for s in stages if s["kind"] != "cascade"]
     cascade = [s["name"] for s in stages if s["kind"] == "cascade"]
     if cascade:
         columns.append(cascade[-1])

@@ -306,7 +306,7 @@ def sanity(numbers: ReportNumbers, pictures: Pictures) -> str:
                        "evaluate-explanations --run RUN --sanity</code> (writes "
                        "RUN/faithfulness/sanity.json, which this report picks up).</p>")
     summary, stages = checks["summary"], checks["stages"]
-    columns = [s["name"] for s in stages if s["kind"] == "independent"]
+    columns = [s["name"] for s in stages if s["kind"] != "cascade"]
     cascade = [s["name"] for s in stages if s["kind"] == "cascade"]
     columns += cascade[-1:]
     labels = [f"{c} only" if c not in cascade else f"all blocks (to {c})" for c in columns]

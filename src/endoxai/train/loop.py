@@ -34,7 +34,14 @@ import torch
 from tqdm import tqdm
 
 from endoxai.config import Config
-from endoxai.data import Arrays, augment, find_dataset, load_arrays, resolve_split
+from endoxai.data import (
+    Arrays,
+    augment,
+    find_dataset,
+    load_arrays,
+    resolve_split,
+    shuffle_masks,
+)
 from endoxai.data.check import check_dataset
 from endoxai.data.preprocess import to_model_input
 from endoxai.errors import Interrupted, TrainingDiverged, UserError
@@ -127,6 +134,9 @@ def _fit(cfg: Config, data: str | Path, run_dir: Path, ckpt: dict[str, Any] | No
         val_set = load_arrays(index, splits["val"], cfg.data.image_size, progress=progress)
         if len(train_set.stems) == 0 or len(val_set.stems) == 0:
             raise UserError(f"{data}: no usable training or validation pairs")
+        if cfg.data.shuffle_masks:  # validation keeps the true masks: its Dice shows the loss
+            train_set = shuffle_masks(train_set, tc.seed)
+            log.info("data.shuffle_masks: every training image is paired with another's mask")
         log.info("data: %s layout, %d train / %d val pairs at %d px; precision %s on %s",
                  index.layout, len(train_set.stems), len(val_set.stems), cfg.data.image_size,
                  precision, dev)

@@ -27,9 +27,9 @@ def sanity_figure(summary: Mapping[str, Mapping[str, Mapping[str, Mapping[str, A
                   stages: Sequence[Mapping[str, Any]], *, title: str | None = None) -> Figure:
     """``summary``: stage -> method -> measure -> {"mean", "low", "high", ...} (as
     ``SanityResult.summary`` gives it); ``stages``: the stage records in order, each with
-    ``name`` and ``kind`` ("cascade" | "independent")."""
+    ``name`` and ``kind`` ("cascade", or "independent" / "data": drawn as bars)."""
     cascade = [s["name"] for s in stages if s["kind"] == "cascade"]
-    independent = [s["name"] for s in stages if s["kind"] == "independent"]
+    independent = [s["name"] for s in stages if s["kind"] != "cascade"]
     methods = list(next(iter(summary.values()))) if summary else []
     colours = {m: method_colour(i) for i, m in enumerate(methods)}
     rows = int(bool(cascade)) + int(bool(independent))
