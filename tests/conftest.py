@@ -1,4 +1,5 @@
-"""Shared fixtures: the real data folder (skipped when absent) and tiny synthetic datasets.
+"""Shared fixtures: the real data folder (skipped when absent), tiny synthetic datasets, and a
+headless Chromium for the browser tests.
 
 The data folder is the one place tests find real data: ``$ENDOXAI_DATA`` when set, else
 ``../shared/data`` beside the repository. It holds ``kvasir-seg/`` (images, masks, train.txt,
@@ -9,6 +10,7 @@ with the path in the reason, when it is absent.
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -64,3 +66,42 @@ def make_pair_folder(root: Path, n: int = 6, size: tuple[int, int] = (70, 90), s
 @pytest.fixture
 def pair_folder(tmp_path: Path) -> Path:
     return make_pair_folder(tmp_path / "data")
+
+
+# The report's and the viewer's browser tests: headless Debian Chromium driven by Playwright
+# (Playwright's own browser download cannot be fetched here; CI installs both: .ci/run).
+CHROMIUM = Path(os.environ.get("ENDOXAI_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+# Module scope: Playwright's sync API runs an event loop until it is closed, and a loop still
+# running makes later tests' asyncio.run() and sync_playwright() fail.
+@pytest.fixture(scope="module")
+def browser():
+    """A launched Chromium; skips when Playwright or the browser is missing or will not start."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed")
+    if not CHROMIUM.is_file():
+        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+    with sync_api.sync_playwright() as playwright:
+        try:
+            launched = playwright.chromium.launch(executable_path=str(CHROMIUM),
+                                                  args=CHROMIUM_ARGS)
+        except sync_api.Error as err:  # e.g. a Chromium too old or too new for this Playwright
+            pytest.skip(f"cannot start {CHROMIUM} with Playwright: {str(err).splitlines()[0]}")
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def full_screenshot(tmp_path: Path):
+    """screenshot(page, min_bytes): a full-page PNG of ``page``, checked not to be blank by its
+    size; kept at $ENDOXAI_SCREENSHOT when set, to look at."""
+    def take(page, min_bytes: int) -> Path:
+        shot = tmp_path / "screenshot.png"
+        page.screenshot(path=str(shot), full_page=True)
+        assert shot.stat().st_size > min_bytes
+        if os.environ.get("ENDOXAI_SCREENSHOT"):
+            shutil.copyfile(shot, os.environ["ENDOXAI_SCREENSHOT"])
+        return shot
+    return take

@@ -6,39 +6,15 @@ own browser download is not used: its bundled browsers cannot be fetched here.
 
 from __future__ import annotations
 
-import os
-import shutil
-from pathlib import Path
-
 import pytest
-
-CHROMIUM = Path(os.environ.get("ENDOXAI_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 
 # (table id, expected number of body rows); must agree with tests/report/conftest.py
 EXPECTED_ROWS = {"table-run": 6, "table-metrics": 4, "table-per-image": 4,
                  "table-faithfulness": 3, "table-sanity": 2, "table-skip-flow": 8}
 
 
-# Module scope: Playwright's sync API runs an event loop until it is closed, and a loop still
-# running makes later tests' asyncio.run() and sync_playwright() fail (tests/view).
-@pytest.fixture(scope="module")
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed")
-    if not CHROMIUM.is_file():
-        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
-    with sync_api.sync_playwright() as playwright:
-        try:
-            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        except sync_api.Error as err:  # e.g. a Chromium too old or too new for this Playwright
-            pytest.skip(f"cannot start {CHROMIUM} with Playwright: {str(err).splitlines()[0]}")
-        yield browser
-        browser.close()
-
-
 @pytest.mark.slow
-def test_report_opens_cleanly_in_chromium(browser, built_report, tmp_path):
+def test_report_opens_cleanly_in_chromium(browser, built_report, full_screenshot):
     problems: list[str] = []
     requests: list[str] = []
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
@@ -64,10 +40,5 @@ def test_report_opens_cleanly_in_chromium(browser, built_report, tmp_path):
     # the first link of the per-image table jumps to the first gallery card
     page.click("#table-per-image a")
     assert page.evaluate("location.hash") == "#g001"
-    shot = tmp_path / "report.png"
-    page.screenshot(path=str(shot), full_page=True)
-    assert shot.stat().st_size > 50_000
-    keep = os.environ.get("ENDOXAI_SCREENSHOT")  # to look at it: ENDOXAI_SCREENSHOT=/tmp/r.png
-    if keep:
-        shutil.copyfile(shot, keep)
+    full_screenshot(page, min_bytes=50_000)
     page.close()

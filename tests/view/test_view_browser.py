@@ -1,34 +1,13 @@
 """The viewer in a real browser: headless Debian Chromium driven by Playwright, as the report's
-browser test does. Skips when Playwright or /usr/bin/chromium is missing (CI installs both)."""
+browser test does, with the ``browser`` fixture of tests/conftest.py (skipped when Playwright or
+Chromium is missing)."""
 
 from __future__ import annotations
 
-import os
-import shutil
-from pathlib import Path
-
 import pytest
 
-CHROMIUM = Path(os.environ.get("ENDOXAI_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 WAIT_MS = 60_000  # a loaded CI machine can take seconds per answer
 RELEVANCE_SRC = "() => document.querySelector('#relevance img').getAttribute('src') || ''"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed")
-    if not CHROMIUM.is_file():
-        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
-    with sync_api.sync_playwright() as playwright:
-        try:
-            browser = playwright.chromium.launch(executable_path=str(CHROMIUM),
-                                                 args=CHROMIUM_ARGS)
-        except sync_api.Error as err:  # e.g. a Chromium too old or too new for this Playwright
-            pytest.skip(f"cannot start {CHROMIUM} with Playwright: {str(err).splitlines()[0]}")
-        yield browser
-        browser.close()
 
 
 def wait_for_new_map(page, old: str, answers: list[str]) -> str:
@@ -52,7 +31,8 @@ def answer_status(response) -> str:
 
 
 @pytest.mark.slow
-def test_click_composite_and_a_corrupt_upload_in_chromium(browser, live_server, tmp_path):
+def test_click_composite_and_a_corrupt_upload_in_chromium(browser, live_server,
+                                                         full_screenshot):
     problems: list[str] = []
     requests: list[str] = []
     page = browser.new_page(viewport={"width": 1400, "height": 1050})
@@ -114,10 +94,5 @@ def test_click_composite_and_a_corrupt_upload_in_chromium(browser, live_server, 
 
     assert problems == []
     assert all(url.startswith((live_server.url, "data:")) for url in requests), requests
-    shot = tmp_path / "viewer.png"
-    page.screenshot(path=str(shot), full_page=True)
-    assert shot.stat().st_size > 20_000
-    keep = os.environ.get("ENDOXAI_SCREENSHOT")  # to look at it: ENDOXAI_SCREENSHOT=/tmp/v.png
-    if keep:
-        shutil.copyfile(shot, keep)
+    full_screenshot(page, min_bytes=20_000)
     page.close()
