@@ -207,7 +207,7 @@ def test_folder_batches_failures_and_table(tmp_path, fake_engine, caplog):
     assert rows[0].startswith("at the output") and rows[-1].startswith("kept at the input")
     assert [r.split("(")[0].split()[-1] for r in rows[1:-1]] == (
         [f"up{j}" for j in range(8, 0, -1)] + [f"down{i}" for i in range(8, 0, -1)])
-    assert "(z^B box rule: ε)" in rows[-2] and "(αβ rule: bias, ε)" in rows[1]  # the default
+    assert "(z^B box rule: ε)" in rows[-2] and "(generalised γ: bias, ε)" in rows[1]  # default
     total = 10 * sum(fills)
     for row, value, share in ((rows[0], total, "100.00%"), (rows[-1], total, "100.00%"),
                               (rows[5], 0.0, "0.00%")):

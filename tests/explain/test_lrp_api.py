@@ -203,13 +203,18 @@ def test_default_composite_rules_on_the_generator():
     from endoxai.explain import DEFAULT_COMPOSITE
     from endoxai.explain.canonize import prepare
     from endoxai.explain.propagate import RuleLayer
-    from endoxai.explain.rules import AlphaBeta, ZBox
+    from endoxai.explain.rules import AlphaBeta, GeneralizedGamma, ZBox
 
-    assert DEFAULT_COMPOSITE == "zplus-epsilon-box" and DEFAULT_COMPOSITE in COMPOSITES
+    assert DEFAULT_COMPOSITE == "epsilon-gamma-box" and DEFAULT_COMPOSITE in COMPOSITES
     shadow = prepare(Generator(width=4), get_composite(DEFAULT_COMPOSITE))
     rules = {n: m.rule for n, m in shadow.named_modules() if isinstance(m, RuleLayer)}
     first = rules.pop("down1.0")
     assert isinstance(first, ZBox) and (first.low, first.high) == (-1.0, 1.0)
+    assert all(rule == GeneralizedGamma(0.25) for rule in rules.values())
+    # the decoder's z⁺ and the encoder's ε of zplus-epsilon-box, by block name
+    shadow = prepare(Generator(width=4), get_composite("zplus-epsilon-box"))
+    rules = {n: m.rule for n, m in shadow.named_modules() if isinstance(m, RuleLayer)}
+    assert isinstance(rules.pop("down1.0"), ZBox)
     assert all(rules[f"down{i}.0"] == Epsilon(0.1) for i in range(2, 9))
     assert all(rules[f"up{j}.0"] == AlphaBeta(1.0, 0.0) for j in range(1, 9))
 

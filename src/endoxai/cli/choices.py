@@ -11,7 +11,7 @@ from __future__ import annotations
 # endoxai.explain.composites.COMPOSITES, in registration order
 COMPOSITES = ("lrp0", "paper", "epsilon-gamma-box", "zplus-epsilon-box", "alpha2-beta1",
               "alpha1-beta0")
-DEFAULT_COMPOSITE = "zplus-epsilon-box"  # endoxai.explain.composites.DEFAULT_COMPOSITE
+DEFAULT_COMPOSITE = "epsilon-gamma-box"  # endoxai.explain.composites.DEFAULT_COMPOSITE
 STARTS = ("logit", "ones")  # endoxai.explain.targets.STARTS
 TARGET_HELP = "mask | background | pixel:Y,X | box:Y0,X0,Y1,X1"  # endoxai.explain.files
 

@@ -2,8 +2,8 @@
 
 ``explain(model, images, target=..., composite=...)`` returns an ``Explanation`` with the
 relevance of the inputs and of every block; ``COMPOSITES`` holds the named rule sets (``lrp0``,
-``paper``, ``epsilon-gamma-box``, ``zplus-epsilon-box`` (``DEFAULT_COMPOSITE``), ``alpha2-beta1``,
-``alpha1-beta0``).
+``paper``, ``epsilon-gamma-box`` (``DEFAULT_COMPOSITE``), ``zplus-epsilon-box``,
+``alpha2-beta1``, ``alpha1-beta0``).
 """
 
 from endoxai.explain.composites import (
