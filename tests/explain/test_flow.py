@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -12,30 +15,8 @@ from endoxai.explain import explain
 from endoxai.explain.flow import SkipFlow, format_flow_table, skip_flow
 from endoxai.models import Generator
 
-WIDTH = 4  # channels 4..32: the U-Net's wiring at a fraction of the cost
-
-
-def small_generator(seed: int = 0, dtype: torch.dtype = torch.float64,
-                    bias_free: bool = False) -> Generator:
-    """A width-4 generator with He-scaled random weights (so deep paths carry relevance, unlike
-    the N(0, 0.02) initialisation), random BatchNorm statistics and, unless ``bias_free``, random
-    biases and BatchNorm shifts."""
-    torch.manual_seed(seed)
-    g = Generator(width=WIDTH)
-    with torch.no_grad():
-        for m in g.modules():
-            if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
-                fan_in = m.weight[0].numel() if isinstance(m, nn.Conv2d) else m.weight.shape[0] * 4
-                m.weight.normal_(0.0, (2.0 / fan_in) ** 0.5)
-                if m.bias is not None:
-                    m.bias.normal_(0.0, 0.0 if bias_free else 0.1)
-            elif isinstance(m, nn.BatchNorm2d):
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.normal_(0.0, 0.0 if bias_free else 0.1)
-                m.running_mean.normal_(0.0, 0.0 if bias_free else 0.1)
-                m.running_var.uniform_(0.5, 2.0)
-    return g.to(dtype).eval()
-
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # --import-mode=importlib: find unets
+from unets import WIDTH, small_generator  # noqa: E402
 
 def images(n: int = 2, dtype: torch.dtype = torch.float64) -> torch.Tensor:
     gen = torch.Generator().manual_seed(7)

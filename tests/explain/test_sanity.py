@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -15,29 +17,11 @@ from endoxai.explain.sanity import (
     randomise,
     stages,
 )
-from endoxai.models import Generator
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # --import-mode=importlib: find unets
+from unets import small_generator  # noqa: E402
 
 ORDER = [f"up{j}" for j in range(8, 0, -1)] + [f"down{i}" for i in range(8, 0, -1)]
-
-
-def trained_like(seed: int = 0, bias_free: bool = False,
-                 dtype: torch.dtype = torch.float64) -> Generator:
-    """A width-4 generator with He-scaled weights and, unless ``bias_free``, random biases and
-    BatchNorm shifts: deep paths carry signal, as in a trained model."""
-    torch.manual_seed(seed)
-    g = Generator(width=4)
-    with torch.no_grad():
-        for m in g.modules():
-            if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
-                fan_in = m.weight[0].numel() if isinstance(m, nn.Conv2d) else m.weight.shape[0] * 4
-                m.weight.normal_(0.0, (2.0 / fan_in) ** 0.5)
-                if m.bias is not None:
-                    m.bias.normal_(0.0, 0.0 if bias_free else 0.1)
-            elif isinstance(m, nn.BatchNorm2d):
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.normal_(0.0, 0.0 if bias_free else 0.1)
-                m.running_var.uniform_(0.5, 2.0)
-    return g.to(dtype).eval()
 
 
 def images(n: int = 2, dtype: torch.dtype = torch.float64) -> torch.Tensor:
@@ -65,7 +49,7 @@ def test_stages_cascade_from_the_output_inward_then_the_parts():
 
 
 def test_randomise_redraws_exactly_the_named_blocks():
-    g = trained_like()
+    g = small_generator()
     before = {k: v.clone() for k, v in g.state_dict().items()}
     twin = randomise(g, Stage("up7", "cascade", ("up8", "up7")), seed=1)
     assert all(torch.equal(v, g.state_dict()[k]) for k, v in before.items())  # original intact
@@ -84,7 +68,7 @@ def test_randomise_redraws_exactly_the_named_blocks():
 
 
 def test_randomise_skips_only_redraws_the_skip_inputs_of_the_decoder():
-    g = trained_like()
+    g = small_generator()
     twin = randomise(g, Stage("skips", "independent", (), skips_only=True), seed=0)
     assert changed(g, twin) == {f"up{j}.0.weight" for j in range(2, 9)}
     for j in range(2, 9):
@@ -99,7 +83,7 @@ def bias_free_result():
     torch.set_num_threads(1)  # tiny tensors: a second thread only waits on a shared machine
     settings = SanitySettings(methods=("lrp:lrp0", "gradient-x-input", "gradient"),
                               batch_size=2)
-    return evaluate_sanity(trained_like(seed=1, bias_free=True, dtype=torch.float32),
+    return evaluate_sanity(small_generator(seed=1, bias_free=True, dtype=torch.float32),
                            images(dtype=torch.float32), ["a", "b"], settings, progress=False)
 
 
@@ -136,7 +120,7 @@ def test_every_stage_has_the_partial_rank_correlation(bias_free_result):
 
 
 def test_empty_predictions_are_skipped_and_bad_input_refused():
-    g = trained_like(seed=2)
+    g = small_generator(seed=2)
     with torch.no_grad():
         g.up8[0].bias.fill_(-1e6)  # nothing predicted anywhere
     r = evaluate_sanity(g, images(1), ["x"], SanitySettings(methods=("gradient",)),
@@ -153,7 +137,7 @@ def test_empty_predictions_are_skipped_and_bad_input_refused():
 
 
 def test_the_data_randomised_model_is_compared_as_it_is():
-    g = trained_like(seed=4, dtype=torch.float32)
+    g = small_generator(seed=4, dtype=torch.float32)
     settings = SanitySettings(methods=("gradient",), cascade=False, independent=("decoder",))
     x = images(1, dtype=torch.float32)
     same = evaluate_sanity(g, x, ["a"], settings, progress=False, data_random=copy.deepcopy(g))
@@ -161,7 +145,7 @@ def test_the_data_randomised_model_is_compared_as_it_is():
     assert same.stages[1]["kind"] == "data"
     assert same.similarity["data"]["gradient"]["spearman"] == pytest.approx([1.0])  # not redrawn
     other = evaluate_sanity(g, x, ["a"], settings, progress=False,
-                            data_random=trained_like(seed=5, dtype=torch.float32))
+                            data_random=small_generator(seed=5, dtype=torch.float32))
     assert other.similarity["data"]["gradient"]["spearman"][0] < 0.99
     assert other.similarity["decoder"] == same.similarity["decoder"]
     shallow = nn.Module()  # a U-Net of depth 2, the model's is 8
