@@ -105,3 +105,20 @@ def full_screenshot(tmp_path: Path):
             shutil.copyfile(shot, os.environ["ENDOXAI_SCREENSHOT"])
         return shot
     return take
+
+
+@pytest.fixture
+def nan_under_autocast(monkeypatch):
+    """torch.autograd.grad returns NaN input gradients under CPU autocast: a bf16 LRP pass that
+    goes non-finite, to test the fp32 redo."""
+    import torch
+
+    real_grad = torch.autograd.grad
+
+    def grad(outputs, inputs, **kwargs):
+        grads = real_grad(outputs, inputs, **kwargs)
+        if torch.is_autocast_enabled("cpu"):
+            grads = (torch.full_like(grads[0], float("nan")), *grads[1:])
+        return grads
+
+    monkeypatch.setattr(torch.autograd, "grad", grad)

@@ -341,7 +341,7 @@ def test_cli_bad_target_exits_2(tmp_path, capsys):
     assert "expected pixel:Y,X" in capsys.readouterr().err
 
 
-def test_a_bf16_image_redone_in_fp32_is_named(tmp_path, monkeypatch, caplog):
+def test_a_bf16_image_redone_in_fp32_is_named(tmp_path, nan_under_autocast, caplog):
     # A bf16 pass that gives NaN (as on CPUs without native bf16) is run again in fp32: the
     # warning names the image and says its result is fp32, and its arrays record fp32.
     ckpt_mod = pytest.importorskip("endoxai.train.checkpoint")
@@ -351,15 +351,6 @@ def test_a_bf16_image_redone_in_fp32_is_named(tmp_path, monkeypatch, caplog):
     torch.save({"format": ckpt_mod.FORMAT, "version": ckpt_mod.VERSION,
                 "config": config.to_dict(), "generator": Generator(width=8).state_dict()}, path)
     _write_image(tmp_path / "polyp.png", 40, 40, seed=7)
-    real_grad = torch.autograd.grad
-
-    def nan_under_autocast(outputs, inputs, **kwargs):
-        grads = real_grad(outputs, inputs, **kwargs)
-        if torch.is_autocast_enabled("cpu"):
-            grads = (torch.full_like(grads[0], float("nan")), *grads[1:])
-        return grads
-
-    monkeypatch.setattr(torch.autograd, "grad", nan_under_autocast)
     with caplog.at_level("WARNING", logger="endoxai.explain.explanation"):
         explain_files(path, tmp_path / "polyp.png", tmp_path / "out", precision="bf16")
     assert f"{tmp_path / 'polyp.png'}: bf16 relevance was not finite" in caplog.text

@@ -375,7 +375,8 @@ def test_auto_precision_is_fp32_for_lrp_even_with_native_bf16(monkeypatch):
     assert Explainer(net, "epsilon-gamma-box", "auto").precision == "fp32"
 
 
-def test_non_finite_low_precision_relevance_is_propagated_again_in_fp32(monkeypatch, caplog):
+def test_non_finite_low_precision_relevance_is_propagated_again_in_fp32(nan_under_autocast,
+                                                                        caplog):
     """A bf16 propagation that returns NaN (as the emulated bf16 path did on a CPU without native
     bf16) is redone in fp32 with a warning: the maps equal the fp32 ones, never NaN."""
     from endoxai.explain import Explainer
@@ -383,15 +384,6 @@ def test_non_finite_low_precision_relevance_is_propagated_again_in_fp32(monkeypa
     net = _small_net()
     x = random_images(2, 32, seed=6)
     exact = explain(net, x, layers=["1", "4"], layer_inputs=True)
-    real_grad = torch.autograd.grad
-
-    def nan_under_autocast(outputs, inputs, **kwargs):
-        grads = real_grad(outputs, inputs, **kwargs)
-        if torch.is_autocast_enabled("cpu"):
-            grads = (torch.full_like(grads[0], float("nan")), *grads[1:])
-        return grads
-
-    monkeypatch.setattr(torch.autograd, "grad", nan_under_autocast)
     with caplog.at_level("WARNING", logger="endoxai.explain.explanation"):
         fast = explain(net, x, layers=["1", "4"], layer_inputs=True, precision="bf16")
     assert "a batch of 2 image(s): bf16 relevance was not finite" in caplog.text
