@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 
-from endoxai.formatting import fmt, fmt_csv, fmt_pm
+from endoxai.formatting import fmt, fmt_csv, fmt_interval, fmt_pm
 
 
 def test_fmt_decimals_and_undefined():
@@ -22,3 +22,11 @@ def test_fmt_pm_with_and_without_an_error():
 def test_fmt_csv():
     assert fmt_csv(1 / 3) == "0.333333" and fmt_csv(1234567.0) == "1.23457e+06"
     assert fmt_csv(None) == "nan" and fmt_csv(math.nan) == "nan"
+
+
+def test_fmt_interval_with_and_without_bounds():
+    assert fmt_interval(0.8412, 0.8, 0.88) == "0.84 [0.80, 0.88]"
+    assert fmt_interval(0.8412, 0.8, 0.88, mean_digits=3) == "0.841 [0.80, 0.88]"
+    assert fmt_interval(0.8412, None, None) == "0.84"  # one image: no interval
+    assert fmt_interval(None, None, None) == "—"
+    assert fmt_interval(math.nan, 0.1, 0.2) == "— [0.10, 0.20]"

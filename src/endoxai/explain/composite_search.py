@@ -59,6 +59,7 @@ from endoxai.explain.methods import (
 from endoxai.explain.rules import AlphaBeta, Epsilon, Flat, GeneralizedGamma, WSquare, ZBox
 from endoxai.explain.sanity import SanityResult, SanitySettings, evaluate_sanity
 from endoxai.fileio import atomic_write_text, json_safe
+from endoxai.formatting import fmt, fmt_interval
 
 PREFIX = "search:"
 JSON_NAME = "composite_search.json"
@@ -243,9 +244,9 @@ def format_search_table(result: Mapping[str, Any], limit: int | None = None) -> 
     for r in shown:
         name = f"**{r['method']}**" if r["method"] == result["chosen"] else r["method"]
         rho, partial = (_interval(r, key) for key in ("rho_decoder", "partial_rho_decoder"))
-        lines.append(f"| {name} | {_fmt(r['aopc_morf'])} ± {_fmt(r['aopc_morf_sem'])} | "
-                     f"{_fmt(r['morf_vs_gradient'])} | {r['better_than_gradient']}/{n} | "
-                     f"{_fmt(r['aopc_lerf'])} | {_percent(r['lerf_fall'])} / "
+        lines.append(f"| {name} | {fmt(r['aopc_morf'], 2)} ± {fmt(r['aopc_morf_sem'], 2)} | "
+                     f"{fmt(r['morf_vs_gradient'], 2)} | {r['better_than_gradient']}/{n} | "
+                     f"{fmt(r['aopc_lerf'], 2)} | {_percent(r['lerf_fall'])} / "
                      f"{_percent(r['lerf_deviation'])} | {rho} | {partial} |")
     lines.append("")
     lines.append(f"Chosen: {result['chosen'] or 'none'} ({result['rule']}).")
@@ -253,14 +254,7 @@ def format_search_table(result: Mapping[str, Any], limit: int | None = None) -> 
 
 
 def _interval(row: Mapping[str, Any], key: str) -> str:
-    if row.get(key) is None:
-        return "—"
-    return f"{row[key]:.2f} [{_fmt(row[key + '_low'])}, {_fmt(row[key + '_high'])}]"
-
-
-def _fmt(value: float | None) -> str:
-    return "—" if value is None or (isinstance(value, float) and math.isnan(value)) \
-        else f"{value:.2f}"
+    return fmt_interval(row.get(key), row.get(key + "_low"), row.get(key + "_high"))
 
 
 def _percent(value: float | None) -> str:

@@ -33,7 +33,7 @@ from endoxai.explain.faithfulness import (
 )
 from endoxai.explain.methods import RANDOM
 from endoxai.fileio import atomic_write_bytes, atomic_write_text, read_json
-from endoxai.formatting import fmt, fmt_csv, fmt_pm
+from endoxai.formatting import fmt, fmt_csv, fmt_interval, fmt_pm
 from endoxai.train.checkpoint import load_generator
 from endoxai.viz.faithfulness import faithfulness_figure
 from endoxai.viz.figures import figure_png
@@ -168,10 +168,8 @@ def format_table(result: FaithfulnessResult) -> str:
 
 def _interval(summary: dict[str, Any], key: str) -> str:
     """``mean [low, high]`` of a summarised AOPC (the mean alone for one image)."""
-    if summary.get(key + "_low") is None:
-        return fmt(summary.get(key))
-    low, high = fmt(summary[key + "_low"], 2), fmt(summary[key + "_high"], 2)
-    return f"{fmt(summary[key])} [{low}, {high}]"
+    return fmt_interval(summary.get(key), summary.get(key + "_low"), summary.get(key + "_high"),
+                        mean_digits=3)
 
 
 def write_faithfulness(result: FaithfulnessResult, output_dir: str | Path) -> dict[str, Path]:

@@ -21,7 +21,7 @@ from endoxai.errors import UserError
 from endoxai.explain.faithfulness_files import choose_images
 from endoxai.explain.sanity import MEASURES, SanityResult, SanitySettings, evaluate_sanity
 from endoxai.fileio import atomic_write_bytes, atomic_write_text, read_json
-from endoxai.formatting import fmt, fmt_csv
+from endoxai.formatting import fmt, fmt_csv, fmt_interval
 from endoxai.train.checkpoint import load_generator
 from endoxai.viz.figures import figure_png
 from endoxai.viz.sanity import sanity_figure
@@ -89,7 +89,8 @@ def write_sanity(result: SanityResult, output_dir: str | Path) -> dict[str, Path
 def format_sanity_table(result: SanityResult | dict[str, Any]) -> str:
     """Plain-text table: one row per method, the mean Spearman ρ of |R| (with its 95 % interval)
     after each independent randomisation and at the end of the cascade, and, once the decoder is
-    randomised, the same ρ beyond the distance to the target (its interval) and the mean SSIM. ``result``: a ``SanityResult`` or a read ``sanity.json``."""
+    randomised, the same ρ beyond the distance to the target (its interval) and the mean SSIM.
+    ``result``: a ``SanityResult`` or a read ``sanity.json``."""
     summary = result.summary() if isinstance(result, SanityResult) else result["summary"]
     stages = result.stages if isinstance(result, SanityResult) else result["stages"]
     names = result.names if isinstance(result, SanityResult) else result["names"]
@@ -118,9 +119,7 @@ def format_sanity_table(result: SanityResult | dict[str, Any]) -> str:
 
 
 def _interval(stats: dict[str, Any]) -> str:
-    if stats.get("low") is None:
-        return fmt(stats.get("mean"), 2)
-    return f"{fmt(stats['mean'], 2)} [{fmt(stats['low'], 2)}, {fmt(stats['high'], 2)}]"
+    return fmt_interval(stats.get("mean"), stats.get("low"), stats.get("high"))
 
 
 def read_sanity(path: str | Path) -> dict[str, Any]:

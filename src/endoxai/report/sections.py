@@ -17,7 +17,7 @@ import numpy as np
 from endoxai import __version__
 from endoxai.explain.methods import RANDOM
 from endoxai.explain.sanity_files import KEY_STAGE
-from endoxai.formatting import fmt, fmt_pm
+from endoxai.formatting import fmt, fmt_interval, fmt_pm
 from endoxai.report.history import best_epoch, training_curves_figure
 from endoxai.report.numbers import GalleryEntry, ReportNumbers
 from endoxai.report.page import (
@@ -249,10 +249,8 @@ def faithfulness(numbers: ReportNumbers, pictures: Pictures) -> str:
 
 def _interval(summary: dict, key: str) -> str:
     """``mean [low, high]`` of a summarised score, the mean alone without an interval."""
-    if summary.get(key + "_low") is None:
-        return fmt(summary.get(key))
-    low, high = fmt(summary[key + "_low"], 2), fmt(summary[key + "_high"], 2)
-    return f"{fmt(summary[key])} [{low}, {high}]"
+    return fmt_interval(summary.get(key), summary.get(key + "_low"), summary.get(key + "_high"),
+                        mean_digits=3)
 
 
 def skip_flow(numbers: ReportNumbers, pictures: Pictures) -> str:
@@ -288,9 +286,7 @@ def skip_flow(numbers: ReportNumbers, pictures: Pictures) -> str:
 
 def _spread(stats: dict) -> str:
     """``mean [low, high]`` of a ``mean_interval`` record."""
-    if stats.get("low") is None:
-        return fmt(stats.get("mean"), 2)
-    return f"{fmt(stats['mean'], 2)} [{fmt(stats['low'], 2)}, {fmt(stats['high'], 2)}]"
+    return fmt_interval(stats.get("mean"), stats.get("low"), stats.get("high"))
 
 
 def _percent(share) -> str:
