@@ -94,6 +94,14 @@ def test_cli_data_random_adds_the_data_stage(tiny_run, tmp_path, capsys):
     # the run compared with itself: nothing changed
     assert data["similarity"]["data"]["gradient"]["spearman"] == pytest.approx([1.0])
     assert "data" in capsys.readouterr().out.splitlines()[1]  # a column of the printed table
+    # a run folder stands for its best.pt, as --checkpoint does; a missing path is one line
+    folder = args[:-1] + [str(tiny_run)]
+    assert main(folder + ["--sanity-only", "--output", str(tmp_path / "folder")]) == 0
+    assert read_sanity(tmp_path / "folder")["similarity"]["data"]["gradient"]["spearman"] == \
+        pytest.approx([1.0])
+    capsys.readouterr()
+    assert main(args[:-1] + [str(tmp_path / "nowhere.pt"), "--sanity-only"]) == 2
+    assert "not found" in capsys.readouterr().err
 
 
 def test_read_sanity_errors(tmp_path):

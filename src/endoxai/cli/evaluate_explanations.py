@@ -99,8 +99,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sanity-only", action="store_true",
                    help="run only the sanity checks, not the region perturbation")
     p.add_argument("--data-random", type=Path, metavar="PATH",
-                   help="with --sanity: also compare with this model, the same architecture "
-                        "trained on shuffled masks (a recipe with data.shuffle_masks = true)")
+                   help="with --sanity: also compare with this model (a checkpoint, or a run "
+                        "folder: its best.pt), the same architecture trained on shuffled masks "
+                        "(a recipe with data.shuffle_masks = true)")
     p.add_argument("--search-composites", action="store_true",
                    help="score the grid of candidate composites and choose one (see above); "
                         "nothing else is run")

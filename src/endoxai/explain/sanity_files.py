@@ -25,6 +25,7 @@ from endoxai.formatting import fmt, fmt_csv, fmt_interval
 from endoxai.train.checkpoint import load_generator
 from endoxai.viz.figures import figure_png
 from endoxai.viz.sanity import sanity_figure
+from endoxai.weights import resolve_model
 
 JSON_NAME = "sanity.json"
 CSV_NAME = "sanity_per_image.csv"
@@ -47,11 +48,12 @@ def evaluate_sanity_files(
     the images ``choose_images`` picks (the first ``n_images`` validation images with a
     non-empty prediction) and write ``write_sanity``'s files into ``output_dir``. Returns the
     result and the written paths; UserError for a bad checkpoint, dataset or setting.
-    ``data_random``: a checkpoint of the same architecture trained on shuffled masks
-    (``data.shuffle_masks``), compared as the stage ``data``."""
+    ``data_random``: a checkpoint (or run folder: its best.pt) of the same architecture trained
+    on shuffled masks (``data.shuffle_masks``), compared as the stage ``data``."""
     settings = settings or SanitySettings()
     chosen = choose_images(checkpoint, data, split_file, n_images, progress, device)
-    shuffled = None if data_random is None else load_generator(data_random, device)[0]
+    shuffled = (None if data_random is None
+                else load_generator(resolve_model(data_random), device)[0])
     try:
         result = evaluate_sanity(chosen.model, chosen.images, chosen.names, settings, progress,
                                  data_random=shuffled)
