@@ -2,8 +2,9 @@
 
 Mask colours are those of every picture of a mask's errors (``viz.overlays``, colour-blind
 safe): true positives sky blue, false positives yellow, false negatives blue (a prediction
-without a truth mask is shown in the true-positive colour). Relevance uses the project's diverging map
-(``viz.heatmaps``: red = positive, white = 0, blue = negative) on a symmetric scale ±max|R|.
+without a truth mask is shown in the true-positive colour). Relevance uses the project's
+diverging map (``viz.heatmaps``: red = positive, white = 0, blue = negative) on a symmetric scale
+±max|R|.
 """
 
 from __future__ import annotations

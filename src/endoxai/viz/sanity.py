@@ -3,8 +3,9 @@
 Top row: the cascade (``up_D`` first, then deeper, then the encoder from ``down_D`` to
 ``down1``), one line per method with its 95 % interval over images as a band, for Spearman's ρ
 of |R|, the same ρ beyond what the distance to the target predicts (partial ρ) and SSIM, left
-to right; the first point, "original", is the trained model (1 by definition). Bottom row: the independent randomisations (encoder, decoder, skips) as grouped
-bars with their intervals.
+to right; the first point, "original", is the trained model (1 by definition). Bottom row: the
+independent randomisations (encoder, decoder, skips) and the model trained on shuffled masks, as
+grouped bars with their intervals.
 """
 
 from __future__ import annotations
